@@ -1,0 +1,1 @@
+"""Per-item operators, pure and testable alone; no Ray, no Prefect."""

