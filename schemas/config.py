@@ -100,6 +100,8 @@ class DialogueConfig:
     """Dialogues to make; 0 makes about one per three annotated clips."""
     min_turns: int = 2
     max_turns: int = 20
+    length_distribution: Literal["uniform", "short", "long"] = "uniform"
+    """Dialogue lengths over [min_turns, max_turns]: equally likely, weighted 1/n, or weighted n."""
     question_mix: dict[str, float] = field(default_factory=lambda: {
         "no_context": 0.1, "current_media": 0.35, "memory_media": 0.25, "memory_text": 0.15, "memory_mixed": 0.15})
     """Relative weight of each question type."""
