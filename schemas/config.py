@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from schemas.token_accounting import TokenAccounting
-from schemas.validation import SchemaError, from_dict, require, to_json
+from schemas.validation import SchemaError, from_dict, require, to_dict
 
 VIDEO_EXTENSIONS = ("mp4", "mkv", "webm", "avi", "mov", "ogv")
 AUDIO_EXTENSIONS = ("wav", "flac", "mp3", "m4a", "ogg", "opus")
@@ -93,6 +93,31 @@ class AsrConfig:
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)
+class VisualConfig:
+    """Visual facts measured on sampled frames, OCR, and an optional captioner."""
+
+    max_colors: int = 3
+    """Most named dominant colours reported per clip."""
+    min_color_share: float = 0.05
+    """A colour must cover at least this share of the pixels to be reported."""
+    ocr: bool = True
+    """Read on-screen text with Debian's tesseract."""
+    ocr_min_confidence: float = 60.0
+    """Words tesseract is less sure of (0-100) are dropped."""
+    captioner: Literal["none", "local_vlm", "endpoint"] = "none"
+    """Caption frames with a local transformers VLM or an OpenAI-compatible endpoint; off by default."""
+    captioner_model: str | None = None
+    """Local model path (local_vlm) or model name (endpoint)."""
+    captioner_url: str | None = None
+    """Base URL of an OpenAI-compatible server; the key comes from OMNICURATE_API_KEY."""
+
+    def __post_init__(self) -> None:
+        require(self.max_colors >= 1, "max_colors", "must be at least 1")
+        require(0 < self.min_color_share < 1, "min_color_share", "must be between 0 and 1")
+        require(self.captioner == "none" or self.captioner_model, "captioner_model", "needed when a captioner is on")
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
 class DialogueConfig:
     """How dialogues are planned and written."""
 
@@ -148,6 +173,10 @@ class ShardConfig:
         require(self.max_samples > 0, "max_samples", "must be positive")
 
 
+_NOT_SHAPING = frozenset({"input", "output", "ray_address", "work_dir", "batch_size"})
+"""Fields that say where or how fast, not what: they stay out of the config hash."""
+
+
 @dataclass(kw_only=True, slots=True, frozen=True)
 class CurateConfig:
     """One curation run: where from, where to, and every stage's settings."""
@@ -160,25 +189,39 @@ class CurateConfig:
     ray_address: str | None = None
     """An existing Ray cluster; None starts a local one (RAY_ADDRESS is honoured)."""
     work_dir: str | None = None
-    """Scratch space for decoded media; defaults to OUTPUT/.work."""
+    """Local scratch space for decoded media and the run ledger; defaults to OUTPUT/.work for a local
+    output and to ~/.cache/omnicurate/work/<hash of OUTPUT> for a bucket."""
+    batch_size: int = 16
+    """Sources per media batch: the unit the run ledger commits, so the most work a kill can lose."""
     probe: ProbePolicy = field(default_factory=ProbePolicy)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
+    visual: VisualConfig = field(default_factory=VisualConfig)
     dialogue: DialogueConfig = field(default_factory=DialogueConfig)
     speech: SpeechConfig = field(default_factory=SpeechConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
     tokens: TokenAccounting = field(default_factory=TokenAccounting)
 
+    def __post_init__(self) -> None:
+        require(bool(self.input), "input", "must name a source")
+        require(bool(self.output), "output", "must name a dataset location")
+        require(self.batch_size >= 1, "batch_size", "must be at least 1")
+
     def config_hash(self) -> str:
         """Hash of what shapes the data (not where it is read or written)."""
-        from dataclasses import replace
+        import json
 
-        neutral = replace(self, input="", output="", ray_address=None, work_dir=None)
-        return hashlib.sha256(to_json(neutral).encode()).hexdigest()[:16]
+        shaping = {k: v for k, v in to_dict(self).items() if k not in _NOT_SHAPING}
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
     def work_path(self) -> str:
-        return self.work_dir or str(Path(self.output) / ".work")
+        if self.work_dir:
+            return self.work_dir
+        if "://" in self.output:
+            digest = hashlib.sha256(self.output.encode()).hexdigest()[:12]
+            return str(Path.home() / ".cache" / "omnicurate" / "work" / digest)
+        return str(Path(self.output) / ".work")
 
 
 def load_config(path: str | Path, **overrides) -> CurateConfig:

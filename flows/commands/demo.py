@@ -1,0 +1,71 @@
+"""``omnicurate demo``: the main job end to end on its embedded defaults."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="synthesise a corpus, curate it, review it and train a few steps")
+    p.add_argument("--workdir", default="demo-out", help="where the corpus, dataset and checkpoints go")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-steps", type=int, default=4)
+    p.add_argument("--keep", action="store_true", help="reuse an existing corpus and dataset in --workdir")
+    p.set_defaults(run=run)
+
+
+def plant_bad_files(corpus: Path) -> list[str]:
+    """Add the three kinds of broken input every run must survive: empty, truncated, not media."""
+    bad = corpus / "broken"
+    bad.mkdir(exist_ok=True)
+    (bad / "empty.mp4").write_bytes(b"")
+    video = next(iter(sorted(corpus.glob("**/*.mp4"))), None)
+    if video is not None:
+        data = video.read_bytes()
+        (bad / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    (bad / "notes.mp4").write_text("this is a text file wearing a video's name\n")
+    return sorted(str(p) for p in bad.iterdir())
+
+
+def _step(title: str, argv: list[str]) -> None:
+    from flows.cli import main
+
+    print(f"\n==> {title}\n    omnicurate {' '.join(argv)}", flush=True)
+    started = time.monotonic()
+    code = main(argv)
+    if code:
+        raise SystemExit(f"demo step failed ({title}), exit code {code}")
+    print(f"    done in {time.monotonic() - started:.1f}s", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    work = Path(args.workdir).resolve()
+    corpus, dataset = work / "corpus", work / "dataset"
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    if not (corpus / "facts.jsonl").exists():
+        _step("synthesise a media corpus with known ground truth", ["corpus", "synth", str(corpus), "--seed", str(args.seed)])
+        plant_bad_files(corpus)
+    if not (dataset / "manifest.json").exists():
+        _step("curate: probe, decode, ASR, dialogues, filters, shards, catalog",
+              ["curate", "--input", str(corpus), "--out", str(dataset), "--seed", str(args.seed), "--no-summary"])
+    _step("review: question types in the catalog",
+          ["review", "sql", "SELECT question_type, count(*) AS turns, max(memory_distance) AS max_distance "
+           "FROM turns GROUP BY 1 ORDER BY 2 DESC", "--dataset", str(dataset)])
+    _step("validate the dataset", ["validate", "--dataset", str(dataset)])
+    report = work / "report.html"
+    _step("render the review report (plots)", ["review", "report", "--dataset", str(dataset), "--out", str(report)])
+    _step("train the tiny omni model a few steps on the shards",
+          ["train", "--shards", str(dataset / "manifest.json"), "--steps", str(args.train_steps)])
+
+    from pipelines.dataset_summary import summarize_dataset
+
+    print("\n" + "=" * 72)
+    print(summarize_dataset(str(dataset)))
+    print(f"report       {report}")
+    print("=" * 72)
+    return 0

@@ -1,0 +1,95 @@
+"""The ``curate`` Prefect flow: one coarse task per stage, each running its Ray job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flows.prefect_env import prepare_prefect_env
+
+prepare_prefect_env()
+
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+
+from schemas.config import CurateConfig  # noqa: E402
+from schemas.validation import from_dict, to_dict  # noqa: E402
+
+
+
+def _retry_transient(task, task_run, state) -> bool:
+    """Retry only what a second try can fix (I/O, a lost Ray node); programming errors fail at once."""
+    import ray.exceptions
+
+    err = state.data if isinstance(state.data, BaseException) else None
+    transient = (ConnectionError, TimeoutError, ray.exceptions.RayActorError, ray.exceptions.NodeDiedError,
+                 ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError)
+    return isinstance(err, transient)
+
+
+@task(name="connect-ray", retries=2, retry_delay_seconds=[2, 10])
+def connect_ray(address: str | None) -> dict:
+    from pipelines.ray_runtime import ensure_ray
+
+    return ensure_ray(address)
+
+
+@task(name="media", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_retry_transient)
+def media_task(cfg: CurateConfig, progress: bool):
+    from pipelines.media_resume import run_media_resumable
+    from pipelines.run_ledger import RunLedger
+
+    outcome = run_media_resumable(cfg, RunLedger(Path(cfg.work_path) / "ledger"),
+                                  batch_size=cfg.batch_size, progress=progress)
+    get_run_logger().info("media: %d clips, %d quarantined, %d failed", len(outcome.clips),
+                          len(outcome.quarantine), len(outcome.failed))
+    return outcome
+
+
+@task(name="dialogues", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_retry_transient)
+def dialogue_task(cfg: CurateConfig, clips):
+    from pipelines.dialogue_stage import run_dialogue_stage
+
+    samples = run_dialogue_stage(clips, cfg)
+    kept = sum(s.kept for s in samples)
+    get_run_logger().info("dialogues: %d written, %d kept", len(samples), kept)
+    return samples
+
+
+@task(name="shards", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_retry_transient)
+def shard_task(cfg: CurateConfig, samples, media):
+    from pipelines.dataset_writer import write_dataset
+    from pipelines.run_ledger import ledger_table
+
+    manifest = write_dataset(cfg.output, samples, media.quarantine, shard=cfg.shard, config_hash=cfg.config_hash(),
+                             seed=cfg.seed, extra_tables={"ledger": ledger_table(media.ledger)},
+                             extra_counts=media.counters)
+    get_run_logger().info("shards: %d committed, %d samples", len(manifest.shards), manifest.total_samples)
+    return manifest
+
+
+@flow(name="curate", log_prints=True, validate_parameters=False)
+def curate_flow(config: dict, progress: bool = True) -> dict:
+    """Curate the sources named in ``config`` into a dataset; returns the manifest counts."""
+    cfg = from_dict(CurateConfig, config)
+    logger = get_run_logger()
+    logger.info("curate %s -> %s (config %s, seed %d)", cfg.input, cfg.output, cfg.config_hash(), cfg.seed)
+    connect_ray(cfg.ray_address)
+    media = media_task(cfg, progress)
+    samples = dialogue_task(cfg, media.clips)
+    manifest = shard_task(cfg, samples, media)
+    _publish_summary(cfg, manifest)
+    return dict(manifest.counts)
+
+
+def _publish_summary(cfg: CurateConfig, manifest) -> None:
+    rows = "\n".join(f"| {k} | {v} |" for k, v in sorted(manifest.counts.items()))
+    create_markdown_artifact(
+        key="curate-summary",
+        markdown=f"# Curated dataset\n\n`{cfg.output}`\n\n| count | value |\n|---|---|\n{rows}\n",
+        description="Counts of the curated dataset",
+    )
+
+
+def run_curate(cfg: CurateConfig, progress: bool = True) -> dict:
+    """Run the flow in this process (a temporary Prefect server starts unless PREFECT_API_URL is set)."""
+    return curate_flow(to_dict(cfg), progress=progress)

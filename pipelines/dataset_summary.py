@@ -1,0 +1,52 @@
+"""A one-screen text summary of a curated dataset, read from its manifest and catalog."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from schemas.dataset_format import CATALOG_DIR, MANIFEST_FILE
+
+
+def _query(con, sql: str) -> list[tuple]:
+    return con.execute(sql).fetchall()
+
+
+def summarize_dataset(dataset: str) -> str:
+    """Samples, turns, question types, memory distances, dialogue lengths and quarantined files, as text."""
+    import duckdb
+
+    root = Path(dataset)
+    manifest = json.loads((root / MANIFEST_FILE).read_text())
+    cat = root / CATALOG_DIR
+    con = duckdb.connect()
+    for table in ("samples", "turns", "verdicts", "quarantine"):
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{cat / (table + '.parquet')}')")
+    counts = manifest["counts"]
+    lines = [
+        f"dataset      {root.resolve()}",
+        f"shards       {len(manifest['shards'])}  (manifest.json, catalog.duckdb beside them)",
+        f"samples      {counts.get('samples', 0)} kept, {counts.get('rejected', 0)} rejected",
+        f"turns        {counts.get('turns', 0)}  media {counts.get('media', 0)}",
+    ]
+    lengths = _query(con, "SELECT min(num_turns), max(num_turns), avg(num_turns) FROM samples WHERE kept")
+    if lengths and lengths[0][0] is not None:
+        lo, hi, mean = lengths[0]
+        lines.append(f"dialogue     {lo}..{hi} turns (mean {mean:.1f})")
+    types = _query(con, "SELECT t.question_type, count(*) FROM turns t JOIN samples s USING (key) WHERE s.kept "
+                        "GROUP BY 1 ORDER BY 2 DESC")
+    lines.append("question     " + ", ".join(f"{name} {n}" for name, n in types))
+    dist = _query(con, "SELECT t.memory_distance, count(*) FROM turns t JOIN samples s USING (key) "
+                       "WHERE s.kept AND t.memory_distance IS NOT NULL GROUP BY 1 ORDER BY 1")
+    lines.append("memory dist  " + (", ".join(f"{d}:{n}" for d, n in dist) or "none"))
+    failed = _query(con, "SELECT filter, reason, count(*) FROM verdicts WHERE NOT passed GROUP BY 1, 2 ORDER BY 3 DESC "
+                         "LIMIT 6")
+    if failed:
+        lines.append("rejected by  " + "; ".join(f"{f} ({r or 'failed'}) x{n}" for f, r, n in failed))
+    quarantined = _query(con, "SELECT reason, uri FROM quarantine ORDER BY reason, uri")
+    lines.append(f"quarantined  {len(quarantined)} file(s)")
+    for reason, uri in quarantined[:12]:
+        lines.append(f"  - {reason:<18} {uri}")
+    if len(quarantined) > 12:
+        lines.append(f"  ... {len(quarantined) - 12} more: omnicurate review sql 'SELECT * FROM quarantine'")
+    return "\n".join(lines)
