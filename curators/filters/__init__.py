@@ -1,0 +1,19 @@
+"""Dialogue filters, one per module, sharing the small base class in ``base``."""
+
+from __future__ import annotations
+
+from curators.filters.base import DialogueFilter, FilterContext, apply_filters, failed
+from curators.filters.grounding import GroundingFilter
+from curators.filters.leakage import LeakageFilter
+from curators.filters.memory_validity import MemoryValidityFilter
+from curators.filters.token_budget import TokenBudgetFilter
+from schemas.token_accounting import TokenAccounting
+
+
+def default_filters(accounting: TokenAccounting) -> list[DialogueFilter]:
+    """The per-sample filters every run applies (dedup runs across samples, in the stage)."""
+    return [GroundingFilter(), MemoryValidityFilter(), LeakageFilter(), TokenBudgetFilter(accounting)]
+
+
+__all__ = ["DialogueFilter", "FilterContext", "GroundingFilter", "LeakageFilter", "MemoryValidityFilter",
+           "TokenBudgetFilter", "apply_filters", "default_filters", "failed"]

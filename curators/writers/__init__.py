@@ -1,0 +1,1 @@
+"""Dialogue writers: the template writer (default), a local LLM and an OpenAI-compatible endpoint."""
