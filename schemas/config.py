@@ -159,6 +159,15 @@ class SpeechConfig:
     speak_assistant: bool = False
     max_wer: float = 0.35
     """Spoken turns whose ASR round trip is worse are re-rendered, then rejected."""
+    rates: list[float] = field(default_factory=lambda: [0.9, 1.0, 1.15])
+    """Speaking rates (1 = the voice's own pace) a turn is rendered at, chosen per turn by the seed."""
+    max_renders: int = 2
+    """Renders of one turn (each at another rate) before a high WER rejects the sample."""
+
+    def __post_init__(self) -> None:
+        require(bool(self.rates) and all(0.5 <= r <= 2.0 for r in self.rates), "rates", "need rates within 0.5..2")
+        require(self.max_renders >= 1, "max_renders", "must be at least 1")
+        require(0 <= self.max_wer <= 1, "max_wer", "must be between 0 and 1")
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)
