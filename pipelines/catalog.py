@@ -1,0 +1,233 @@
+"""Build the catalog: Parquet tables of samples, turns, media, verdicts, quarantine, lineage, and DuckDB views."""
+
+from __future__ import annotations
+
+import atexit
+import re
+import shutil
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from schemas.catalog_tables import SCHEMAS
+from schemas.dataset_format import CATALOG_DB, CATALOG_DIR, CATALOG_TABLES, SHARDS_DIR
+from schemas.dialogue import MEMORY_TYPES, CuratedSample, Sample
+from schemas.media import QuarantineRecord
+from pipelines.dataset_io import DatasetLocation, as_location
+
+_TABLE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class CatalogBuilder:
+    """Accumulates catalog rows sample by sample, so the samples can stream past once."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, list]] = {name: defaultdict(list) for name in CATALOG_TABLES}
+        self._keys: set[str] = set()
+
+    def _append(self, table: str, **values) -> None:
+        cols = self.rows[table]
+        for name in SCHEMAS[table].names:
+            cols[name].append(values[name])
+
+    def add(self, curated: CuratedSample) -> None:
+        s: Sample = curated.sample
+        if s.key in self._keys:
+            raise ValueError(f"duplicate sample key {s.key} in the catalog")
+        self._keys.add(s.key)
+        kept = curated.kept
+        turns = s.dialogue.turns
+        memory_distances = [t.memory_distance for t in turns if t.memory_distance is not None]
+        spoken = sum(bool(m.speech_member) for t in turns for m in (t.user, t.assistant))
+        self._append("samples", key=s.key, shard=None, kept=kept, schema_version=s.schema_version,
+                     dialogue_id=s.dialogue.dialogue_id, num_turns=len(turns), num_media=len(s.dialogue.media),
+                     num_memory_questions=sum(t.question_type in MEMORY_TYPES for t in turns),
+                     num_spoken_messages=spoken, max_memory_distance=max(memory_distances, default=None),
+                     token_text=s.tokens.text, token_image=s.tokens.image, token_video=s.tokens.video,
+                     token_audio=s.tokens.audio, token_total=s.tokens.total,
+                     failed_filters=sorted({v.filter for v in s.verdicts if not v.passed}),
+                     has_preference=s.preference is not None, bytes=None, seed=s.lineage.seed,
+                     config_hash=s.lineage.config_hash)
+        for t in turns:
+            self._append("turns", key=s.key, turn=t.index, question_type=t.question_type,
+                         is_memory=t.question_type in MEMORY_TYPES, memory_distance=t.memory_distance,
+                         memory_turns=[r.turn for r in t.memory_refs],
+                         memory_members=[r.member for r in t.memory_refs if r.member],
+                         user_text=t.user.text, assistant_text=t.assistant.text, answer_key=t.answer_key,
+                         user_media=[p.member for p in t.user.parts if p.member],
+                         user_speech=t.user.speech_member, assistant_speech=t.assistant.speech_member,
+                         fact_ids=list(t.fact_ids))
+        for m in s.dialogue.media:
+            self._append("media", key=s.key, member=m.member, kind=m.kind, clip_id=m.clip_id,
+                         source_uri=m.source_uri, start_s=m.start_s, end_s=m.end_s, duration_s=m.end_s - m.start_s,
+                         turn=m.turn, tiles=m.tiles, bytes=None)
+        for v in s.verdicts:
+            self._append("verdicts", key=s.key, kept=kept, filter=v.filter, passed=v.passed, reason=v.reason,
+                         score=v.score, turn=v.turn)
+        lin = s.lineage
+        common = dict(key=s.key, operators=sorted(lin.operators.items()), models=sorted(lin.models.items()),
+                      prompt_hashes=sorted(lin.prompt_hashes.items()), seed=lin.seed, config_hash=lin.config_hash)
+        for src in lin.sources or [None]:
+            self._append("lineage", source_uri=src and src.uri, source_sha256=src and src.sha256,
+                         start_s=src and src.start_s, end_s=src and src.end_s, **common)
+
+    def add_quarantine(self, records: Iterable[QuarantineRecord]) -> None:
+        for q in records:
+            self._append("quarantine", uri=q.uri, reason=q.reason, detail=q.detail, stage=q.stage,
+                         size_bytes=q.size_bytes, sha256=q.sha256)
+
+    def tables(self, location: DatasetLocation | None = None) -> dict[str, pa.Table]:
+        """The six tables; with a location, shard and byte columns are filled from its shard indexes."""
+        tables = {name: pa.table(dict(self.rows[name]), schema=SCHEMAS[name]) if self.rows[name]
+                  else SCHEMAS[name].empty_table() for name in CATALOG_TABLES}
+        if location is not None:
+            tables = _fill_from_indexes(tables, location)
+        return tables
+
+    def write(self, out: str | DatasetLocation, extra_tables: dict[str, pa.Table] | None = None) -> dict[str, pa.Table]:
+        location = as_location(out)
+        tables = self.tables(location)
+        write_catalog(location, tables, extra_tables)
+        return tables
+
+
+def _fill_from_indexes(tables: dict[str, pa.Table], location: DatasetLocation) -> dict[str, pa.Table]:
+    """Join each kept sample to its shard and member sizes through the shard indexes (what the tars hold)."""
+    shard_of: dict[str, str] = {}
+    member_size: dict[str, int] = {}
+    sample_bytes: dict[str, int] = defaultdict(int)
+    for name in location.listdir(SHARDS_DIR):
+        if not name.endswith(".index.parquet"):
+            continue
+        with location.open(SHARDS_DIR, name) as f:
+            index = pq.read_table(f)
+        shard = name.removesuffix(".index.parquet") + ".tar"
+        for key, member, size in zip(index["key"].to_pylist(), index["member"].to_pylist(), index["size"].to_pylist()):
+            shard_of[key] = shard
+            member_size[member] = size
+            sample_bytes[key] += size
+    samples = tables["samples"]
+    keys = samples["key"].to_pylist()
+    kept = samples["kept"].to_pylist()
+    samples = samples.set_column(samples.schema.get_field_index("shard"), samples.schema.field("shard"),
+                                 pa.array([shard_of.get(k) if ok else None for k, ok in zip(keys, kept)], pa.string()))
+    samples = samples.set_column(samples.schema.get_field_index("bytes"), samples.schema.field("bytes"),
+                                 pa.array([sample_bytes.get(k) if ok else None for k, ok in zip(keys, kept)],
+                                          pa.int64()))
+    media = tables["media"]
+    names = [f"{k}.{m}" for k, m in zip(media["key"].to_pylist(), media["member"].to_pylist())]
+    media = media.set_column(media.schema.get_field_index("bytes"), media.schema.field("bytes"),
+                             pa.array([member_size.get(n) for n in names], pa.int64()))
+    return {**tables, "samples": samples, "media": media}
+
+
+def write_catalog(out: str | DatasetLocation, tables: dict[str, pa.Table],
+                  extra_tables: dict[str, pa.Table] | None = None) -> None:
+    """Write ``catalog/<name>.parquet`` for every table and ``catalog.duckdb`` with a view per table.
+
+    Views name the Parquet files by relative path, so the dataset directory can be moved; readers
+    open it through :func:`open_catalog`, which points DuckDB's file search path at the dataset.
+    """
+    location = as_location(out)
+    all_tables = dict(tables)
+    for name, table in (extra_tables or {}).items():
+        if not _TABLE_NAME_RE.match(name) or name in CATALOG_TABLES:
+            raise ValueError(f"extra catalog table name {name!r} must be a new lowercase identifier")
+        all_tables[name] = table
+    for name in CATALOG_TABLES:
+        if not all_tables[name].schema.equals(SCHEMAS[name]):
+            raise ValueError(f"catalog table {name} does not match schemas.catalog_tables.{name.upper()}")
+    location.makedirs(CATALOG_DIR)
+    for name, table in all_tables.items():
+        with location.atomic_writer(CATALOG_DIR, f"{name}.parquet") as f:
+            pq.write_table(table, f, compression="zstd")
+    with tempfile.TemporaryDirectory(prefix="omnicurate-catalog-") as tmp:
+        staging = Path(tmp)
+        (staging / CATALOG_DIR).mkdir()
+        for name, table in all_tables.items():
+            # views bind against the files when created, so stage the schemas next to the db
+            pq.write_table(table.schema.empty_table(), staging / CATALOG_DIR / f"{name}.parquet")
+        db_path = staging / CATALOG_DB
+        con = duckdb.connect(str(db_path))
+        try:
+            con.execute(f"SET file_search_path = '{_sql_string(str(staging))}'")
+            for name in all_tables:
+                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{CATALOG_DIR}/{name}.parquet')")
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        location.put_file(db_path, CATALOG_DB)
+
+
+def build_catalog(out: str | DatasetLocation, samples: Iterable[CuratedSample], quarantine: list[QuarantineRecord],
+                  extra_tables: dict[str, pa.Table] | None = None) -> dict[str, pa.Table]:
+    """Catalog every sample (kept and rejected) and quarantined file of the dataset at ``out``.
+
+    Shard and byte columns come from the shard indexes already under ``out/shards``.
+    """
+    builder = CatalogBuilder()
+    for curated in samples:
+        builder.add(curated)
+    builder.add_quarantine(quarantine)
+    return builder.write(out, extra_tables)
+
+
+def _sql_string(text: str) -> str:
+    return text.replace("'", "''")
+
+
+class ReadOnlyCatalogError(RuntimeError):
+    """A statement tried to change the catalog, which reviewers open read-only."""
+
+
+def open_catalog(dataset: str | Path | DatasetLocation) -> duckdb.DuckDBPyConnection:
+    """Open ``catalog.duckdb`` read-only with its views resolving inside the dataset.
+
+    A bucket dataset's catalog is copied to a local temporary directory first (DuckDB reads it there).
+    """
+    location = as_location(dataset)
+    if location.is_local:
+        root = Path(location.root)
+    else:
+        root = Path(tempfile.mkdtemp(prefix="omnicurate-catalog-"))
+        atexit.register(shutil.rmtree, root, True)
+        (root / CATALOG_DIR).mkdir()
+        for name in location.listdir(CATALOG_DIR):
+            (root / CATALOG_DIR / name).write_bytes(location.read_bytes(CATALOG_DIR, name))
+        (root / CATALOG_DB).write_bytes(location.read_bytes(CATALOG_DB))
+    db = root / CATALOG_DB
+    if not db.is_file():
+        raise FileNotFoundError(f"{db} not found: the dataset has no catalog")
+    con = duckdb.connect(str(db), read_only=True)
+    con.execute(f"SET file_search_path = '{_sql_string(str(root))}'")
+    return con
+
+
+def query(dataset: str | Path | DatasetLocation, sql: str, params: list | None = None) -> pa.Table:
+    """Run one SQL statement against the read-only catalog and return the result as Arrow."""
+    con = open_catalog(dataset)
+    try:
+        statements = con.extract_statements(sql)
+        if len(statements) != 1:
+            raise ValueError(f"give exactly one SQL statement, got {len(statements)}")
+        kind = statements[0].type
+        if kind not in (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN):
+            raise ReadOnlyCatalogError(
+                f"the catalog is read-only for review: {kind.name} statements are refused; it is rebuilt by "
+                "`omnicurate curate`, not edited (use SELECT)")
+        try:
+            relation = con.sql(sql, params=params or None)
+        except duckdb.Error as exc:
+            if "read-only" in str(exc).lower():
+                raise ReadOnlyCatalogError(
+                    "the catalog is opened read-only for review; it is rebuilt by `omnicurate curate`, "
+                    f"not edited ({exc})") from None
+            raise
+        return relation.to_arrow_table() if relation is not None else pa.table({})
+    finally:
+        con.close()

@@ -1,0 +1,80 @@
+"""Catalog: tables match their Arrow schemas, agree with the shards, views survive a move, extra tables, read-only."""
+
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from schemas.catalog_tables import SCHEMAS
+from schemas.dataset_format import CATALOG_TABLES
+from pipelines.catalog import ReadOnlyCatalogError, query
+from pipelines.dataset_writer import write_dataset
+from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("catalog")
+    media = make_media(root / "media")
+    ledger = pa.table({"stage": ["probe", "decode"], "kept": [10, 9], "dropped": [3, 1]})
+    write_dataset(root / "ds", make_samples(8, media, rejected_every=4), QUARANTINE, shard=small_shards(),
+                  config_hash="cfg1", seed=7, extra_tables={"stage_counters": ledger})
+    return root / "ds"
+
+
+def test_every_table_has_its_contract_schema(dataset):
+    for name in CATALOG_TABLES:
+        table = pq.read_table(dataset / "catalog" / f"{name}.parquet")
+        assert table.schema.remove_metadata().equals(SCHEMAS[name].remove_metadata()), name
+
+
+def test_samples_table_agrees_with_the_shards(dataset):
+    rows = query(dataset, "SELECT key, shard, kept, num_turns, failed_filters FROM samples ORDER BY key").to_pylist()
+    assert len(rows) == 8
+    rejected = [r["key"] for r in rows if not r["kept"]]
+    assert rejected == ["s00003", "s00007"]
+    assert all(r["shard"] is None and r["failed_filters"] == ["token_budget"] for r in rows if not r["kept"])
+    stored = query(dataset, "SELECT shard, count(*) AS n FROM samples WHERE kept GROUP BY shard ORDER BY shard")
+    assert stored.to_pylist() == [{"shard": "train-000000.tar", "n": 3}, {"shard": "train-000001.tar", "n": 3}]
+    assert [r["num_turns"] for r in rows] == [3, 4, 5, 3, 4, 5, 3, 4]
+
+
+def test_turns_media_verdicts_lineage_quarantine(dataset):
+    mix = dict(query(dataset, "SELECT question_type, count(*) FROM turns GROUP BY 1").to_pylist()[i].values()
+               for i in range(4))
+    assert mix == {"current_media": 16, "no_context": 8, "memory_media": 5, "memory_text": 2}
+    memory = query(dataset, "SELECT memory_distance, memory_turns FROM turns WHERE key = 's00002' AND is_memory "
+                            "ORDER BY turn").to_pylist()
+    assert memory == [{"memory_distance": 3, "memory_turns": [0]}, {"memory_distance": 2, "memory_turns": [2]}]
+    media_bytes = query(dataset, "SELECT sum(bytes) FILTER (WHERE member = 'm00.jpg') AS jpg, "
+                                 "count(bytes) AS known FROM media").to_pylist()[0]
+    assert media_bytes["known"] == 6 * 3
+    assert media_bytes["jpg"] == 6 * (dataset.parent / "media" / "still.jpg").stat().st_size
+    failed = query(dataset, "SELECT key FROM verdicts WHERE NOT passed ORDER BY key").to_pylist()
+    assert failed == [{"key": "s00003"}, {"key": "s00007"}]
+    assert query(dataset, "SELECT count(*) AS n FROM lineage").to_pylist() == [{"n": 16}]
+    assert query(dataset, "SELECT models['asr'] AS asr FROM lineage LIMIT 1").to_pylist() == [{"asr": "tiny.en"}]
+    reasons = query(dataset, "SELECT reason FROM quarantine ORDER BY reason").column("reason").to_pylist()
+    assert reasons == ["empty", "not_media", "truncated"]
+
+
+def test_extra_tables_become_views(dataset):
+    assert query(dataset, "SELECT sum(dropped) AS d FROM stage_counters").to_pylist() == [{"d": 4}]
+
+
+def test_catalog_views_survive_moving_the_dataset(dataset, tmp_path):
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(dataset, moved)
+    assert query(moved, "SELECT count(*) AS n FROM samples").to_pylist() == [{"n": 8}]
+
+
+def test_catalog_is_read_only(dataset, tmp_path):
+    with pytest.raises(ReadOnlyCatalogError, match="read-only"):
+        query(dataset, "CREATE TABLE sneaky AS SELECT 1")
+    with pytest.raises(ReadOnlyCatalogError):
+        query(dataset, "DROP VIEW samples")
+    with pytest.raises(ReadOnlyCatalogError, match="COPY"):
+        query(dataset, f"COPY (SELECT 1) TO '{tmp_path / 'x.csv'}'")
+    assert not (tmp_path / "x.csv").exists()
+    assert query(dataset, "SELECT count(*) AS n FROM samples").to_pylist() == [{"n": 8}]

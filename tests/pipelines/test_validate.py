@@ -1,0 +1,67 @@
+"""validate_dataset: green on a good dataset; catches a flipped byte, a missing shard, orphan rows, bad members."""
+
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.dataset_validate import validate_dataset
+from pipelines.dataset_writer import write_dataset
+from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    root = tmp_path_factory.mktemp("validate")
+    media = make_media(root / "media")
+    write_dataset(root / "ds", make_samples(7, media, rejected_every=5), QUARANTINE, shard=small_shards())
+    return root / "ds"
+
+
+@pytest.fixture
+def copy(good, tmp_path):
+    return shutil.copytree(good, tmp_path / "ds")
+
+
+def test_good_dataset_is_valid(good):
+    assert validate_dataset(good) == []
+
+
+def test_flipped_byte_is_caught(copy):
+    shard = copy / "shards" / "train-000001.tar"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    shard.write_bytes(bytes(data))
+    problems = validate_dataset(copy)
+    assert any("train-000001.tar: sha256" in p for p in problems), problems
+
+
+def test_missing_shard_is_caught(copy):
+    (copy / "shards" / "train-000000.tar").unlink()
+    problems = validate_dataset(copy)
+    assert "train-000000.tar: listed in the manifest but missing" in problems
+    assert any("kept sample s00000 is in no shard" in p for p in problems)
+
+
+def test_catalog_row_without_a_sample_is_caught(copy):
+    path = copy / "catalog" / "turns.parquet"
+    turns = pq.read_table(path)
+    orphan = turns.slice(0, 1).set_column(0, turns.schema.field("key"), pa.array(["ghost"], pa.string()))
+    pq.write_table(pa.concat_tables([turns, orphan]), path)
+    problems = validate_dataset(copy)
+    assert problems == ["catalog: turns has rows for key ghost, which is not a sample"]
+
+
+def test_turn_referring_to_a_missing_member_is_caught(copy):
+    path = copy / "catalog" / "turns.parquet"
+    turns = pq.read_table(path).to_pylist()
+    turns[0]["user_media"] = ["m07.jpg"]
+    pq.write_table(pa.Table.from_pylist(turns, schema=pq.read_schema(path)), path)
+    problems = validate_dataset(copy)
+    assert problems == ["train-000000.tar: turn 0 of s00000 refers to missing member s00000.m07.jpg"]
+
+
+def test_missing_manifest_means_uncommitted(copy):
+    (copy / "manifest.json").unlink()
+    assert validate_dataset(copy)[0].startswith("manifest:")
