@@ -45,6 +45,16 @@ FactSource = Literal["transcript", "visual", "metadata", "caption"]
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)
+class SourceItem:
+    """One file named by a source (directory walk, manifest row, bucket listing), not yet probed."""
+
+    uri: str
+    """Local path or fsspec URL (``s3://``, ``gs://``, ``memory://``, ...)."""
+    metadata: dict[str, str] = field(default_factory=dict)
+    """Extra columns of a manifest row (title, licence, ...)."""
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
 class MediaAsset:
     """One accepted media file after the ffprobe preflight."""
 

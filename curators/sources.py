@@ -1,0 +1,136 @@
+"""Where source media come from: a directory tree, a manifest (csv, parquet, jsonl) or a bucket prefix."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+from schemas.media import SourceItem
+from schemas.validation import SchemaError
+
+MANIFEST_SUFFIXES = (".csv", ".parquet", ".jsonl")
+URI_COLUMNS = ("uri", "path", "url", "file")
+# Files a corpus may carry beside its media that are not sources themselves.
+SIDECAR_NAMES = frozenset({"facts.jsonl", "manifest.json"})
+
+
+def is_remote(uri: str) -> bool:
+    """True for fsspec URLs (``s3://...``), false for plain paths and ``file://``."""
+    return "://" in uri and not uri.startswith("file://")
+
+
+def list_sources(input: str) -> list[SourceItem]:
+    """The items named by ``input``, sorted by URI.
+
+    A directory is walked recursively (hidden files and known sidecars skipped; every other file is an
+    item, so one of a foreign type is quarantined rather than ignored). A ``.csv``/``.parquet``/``.jsonl``
+    file is a manifest with a ``uri`` (or ``path``/``url``/``file``) column, relative paths resolved
+    against the manifest's folder, other columns kept as metadata. Anything with a protocol is listed
+    through fsspec.
+    """
+    if input.startswith("file://"):
+        input = input[len("file://"):]
+    if is_remote(input):
+        if input.endswith(MANIFEST_SUFFIXES):
+            return _read_manifest(input)
+        return _list_bucket(input)
+    path = Path(input)
+    if path.is_dir():
+        return _walk_directory(path)
+    if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
+        return _read_manifest(str(path))
+    if path.is_file():
+        return [SourceItem(uri=str(path))]
+    raise FileNotFoundError(f"input {input!r} is neither a directory, a manifest nor a bucket prefix")
+
+
+def _walk_directory(root: Path) -> list[SourceItem]:
+    items = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if name.startswith(".") or name in SIDECAR_NAMES:
+                continue
+            items.append(SourceItem(uri=str(Path(folder) / name)))
+    return sorted(items, key=lambda item: item.uri)
+
+
+def _list_bucket(prefix: str) -> list[SourceItem]:
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(prefix)
+    protocol = prefix.split("://", 1)[0]
+    items = []
+    for key in fs.find(root):
+        name = key.rsplit("/", 1)[-1]
+        if name.startswith(".") or name in SIDECAR_NAMES:
+            continue
+        items.append(SourceItem(uri=f"{protocol}://{key.lstrip('/')}" if protocol != "memory" else f"memory://{key}"))
+    return sorted(items, key=lambda item: item.uri)
+
+
+def _manifest_rows(uri: str) -> list[dict]:
+    import fsspec
+
+    if uri.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        with fsspec.open(uri, "rb") as fh:
+            return pq.read_table(fh).to_pylist()
+    with fsspec.open(uri, "rt", encoding="utf-8") as fh:
+        if uri.endswith(".csv"):
+            return list(csv.DictReader(fh))
+        rows = []
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SchemaError(f"line {number}", f"not valid JSON: {exc}") from None
+            if not isinstance(row, dict):
+                raise SchemaError(f"line {number}", "must be a JSON object")
+            rows.append(row)
+        return rows
+
+
+def _read_manifest(uri: str) -> list[SourceItem]:
+    rows = _manifest_rows(uri)
+    base = uri.rsplit("/", 1)[0] if is_remote(uri) else str(Path(uri).resolve().parent)
+    items = []
+    for number, row in enumerate(rows, start=1):
+        column = next((c for c in URI_COLUMNS if row.get(c)), None)
+        if column is None:
+            raise SchemaError(f"row {number}", f"needs one of the columns {', '.join(URI_COLUMNS)}")
+        target = str(row[column])
+        if target.startswith("file://"):
+            target = target[len("file://"):]
+        if not is_remote(target) and not os.path.isabs(target):
+            target = f"{base}/{target}" if is_remote(uri) else str(Path(base) / target)
+        metadata = {k: str(v) for k, v in row.items() if k != column and v is not None and str(v) != ""}
+        items.append(SourceItem(uri=target, metadata=metadata))
+    return sorted(items, key=lambda item: item.uri)
+
+
+def local_copy(uri: str, cache_dir: str | Path | None) -> Path:
+    """A local file holding ``uri``'s bytes: the path itself, or a copy of a remote object in ``cache_dir``."""
+    if not is_remote(uri):
+        return Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+    import hashlib
+    import tempfile
+
+    import fsspec
+
+    folder = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "omnicurate-fetch"
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = Path(uri.rsplit("/", 1)[-1]).suffix
+    target = folder / (hashlib.sha256(uri.encode()).hexdigest()[:24] + suffix)
+    if not target.exists():
+        partial = target.with_name(target.name + ".part")
+        with fsspec.open(uri, "rb") as src, open(partial, "wb") as dst:
+            for block in iter(lambda: src.read(1 << 20), b""):
+                dst.write(block)
+        partial.replace(target)
+    return target

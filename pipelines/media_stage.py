@@ -1,0 +1,188 @@
+"""The media stage on Ray: probe -> isolated decode -> ASR (actor, model loaded once) + visual facts -> facts."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ray
+
+from curators.facts import annotate_clip
+from curators.sources import list_sources
+from schemas.config import AsrConfig, CurateConfig, DecodeConfig, ProbePolicy, VisualConfig
+from schemas.media import AnnotatedClip, Clip, MediaAsset, QuarantineRecord, SourceItem, Transcript, VisualFacts
+
+MAX_ASSETS_IN_FLIGHT = 8
+"""Sources between probe and annotate at once: bounds memory and work dir use whatever the corpus size."""
+MAX_CONSECUTIVE_FAILURES = 200
+"""This many quarantined sources in a row means the input or the set-up is wrong: stop."""
+
+
+class MediaStageAborted(RuntimeError):
+    """Too many consecutive sources were quarantined."""
+
+
+@dataclass(slots=True)
+class MediaStageResult:
+    clips: list[AnnotatedClip] = field(default_factory=list)
+    """Annotated clips sorted by source URI, then clip start."""
+    quarantine: list[QuarantineRecord] = field(default_factory=list)
+    """Refused sources sorted by URI."""
+    counters: dict[str, int] = field(default_factory=dict)
+    """sources, accepted, quarantined, quarantined_<reason>, clips, clips_<kind>, transcribed,
+    asr_segments_rejected, facts, facts_<kind>, seconds."""
+
+
+@ray.remote(num_cpus=0.25)
+def probe_task(item: SourceItem, policy: ProbePolicy, cache_dir: str) -> MediaAsset | QuarantineRecord:
+    from curators.probe import probe_source
+
+    return probe_source(item.uri, policy, metadata=item.metadata, cache_dir=cache_dir)
+
+
+@ray.remote(num_cpus=1)
+def decode_task(asset: MediaAsset, cfg: DecodeConfig, work_dir: str, cache_dir: str,
+                budget_s: float) -> list[Clip] | QuarantineRecord:
+    from pipelines.isolation import decode_isolated
+
+    return decode_isolated(asset, cfg, work_dir, budget_s, cache_dir=cache_dir)
+
+
+@ray.remote(num_cpus=0.5)
+def visual_task(clip: Clip, cfg: VisualConfig) -> VisualFacts:
+    from curators.visual_facts import visual_facts
+
+    return visual_facts(clip, cfg)
+
+
+@ray.remote(num_cpus=1)
+class AsrActor:
+    """Holds one faster-whisper model for the life of the stage."""
+
+    def __init__(self, cfg: AsrConfig):
+        from curators.asr import Transcriber
+
+        self.transcriber = Transcriber(cfg)
+
+    def transcribe(self, clip: Clip) -> Transcript:
+        return self.transcriber.transcribe(clip)
+
+
+@dataclass(slots=True)
+class _AssetState:
+    item: SourceItem
+    asset: MediaAsset | None = None
+    clips: list[Clip] = field(default_factory=list)
+    transcripts: dict[str, Transcript] = field(default_factory=dict)
+    visuals: dict[str, VisualFacts] = field(default_factory=dict)
+    waiting: int = 0
+
+
+def _progress(done: int, total: int, counters: Counter, enabled: bool) -> None:
+    if enabled:
+        print(f"\rmedia: {done}/{total} sources, {counters['clips']} clips, {counters['quarantined']} quarantined",
+              end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+
+def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
+                    progress: bool = True) -> MediaStageResult:
+    """Probe, decode and annotate every source of ``cfg.input`` (or ``sources``) on Ray.
+
+    Decoded media land in ``cfg.work_path/clips/<clip_id>/``. Output order is sorted, so it does not
+    depend on which task finished first.
+    """
+    from pipelines.ray_runtime import ensure_ray
+
+    ensure_ray(cfg.ray_address, num_cpus=2)
+    started = time.monotonic()
+    items = list_sources(cfg.input) if sources is None else sorted(sources, key=lambda s: s.uri)
+    work = Path(cfg.work_path)
+    clip_dir, cache_dir = str(work / "clips"), str(work / "fetch")
+    counters: Counter = Counter(sources=len(items))
+    annotated: list[AnnotatedClip] = []
+    quarantine: list[QuarantineRecord] = []
+    asr = AsrActor.remote(cfg.asr)
+    pending: dict[ray.ObjectRef, tuple[str, int, str]] = {}
+    states: dict[int, _AssetState] = {}
+    next_item = 0
+    finished = 0
+    consecutive_failures = 0
+
+    def admit() -> None:
+        nonlocal next_item
+        while next_item < len(items) and len(states) < MAX_ASSETS_IN_FLIGHT:
+            states[next_item] = _AssetState(item=items[next_item])
+            pending[probe_task.remote(items[next_item], cfg.probe, cache_dir)] = ("probe", next_item, "")
+            next_item += 1
+
+    def close(index: int, record: QuarantineRecord | None) -> None:
+        nonlocal finished, consecutive_failures
+        state = states.pop(index)
+        finished += 1
+        if record is not None:
+            quarantine.append(record)
+            counters["quarantined"] += 1
+            counters[f"quarantined_{record.reason}"] += 1
+            consecutive_failures += 1
+            if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+                raise MediaStageAborted(f"{consecutive_failures} sources in a row were quarantined "
+                                        f"(last: {record.uri}: {record.reason}: {record.detail})")
+        else:
+            consecutive_failures = 0
+            counters["accepted"] += 1
+            for clip in state.clips:
+                result = annotate_clip(clip, state.transcripts.get(clip.clip_id), state.visuals.get(clip.clip_id),
+                                       state.asset.metadata, state.asset.sha256)
+                annotated.append(result)
+                counters["facts"] += len(result.facts)
+                counters.update(f"facts_{fact.kind}" for fact in result.facts)
+        _progress(finished, len(items), counters, progress)
+
+    admit()
+    while pending:
+        [ref], _ = ray.wait(list(pending), num_returns=1)
+        stage, index, clip_id = pending.pop(ref)
+        value = ray.get(ref)
+        state = states[index]
+        if stage == "probe":
+            if isinstance(value, QuarantineRecord):
+                close(index, value)
+            else:
+                state.asset = value
+                pending[decode_task.remote(value, cfg.decode, clip_dir, cache_dir,
+                                           cfg.probe.decode_timeout_s)] = ("decode", index, "")
+        elif stage == "decode":
+            if isinstance(value, QuarantineRecord):
+                close(index, value)
+            else:
+                state.clips = value
+                counters["clips"] += len(value)
+                for clip in value:
+                    counters[f"clips_{clip.kind}"] += 1
+                    if clip.audio_path:
+                        pending[asr.transcribe.remote(clip)] = ("asr", index, clip.clip_id)
+                        state.waiting += 1
+                    if clip.frame_paths:
+                        pending[visual_task.remote(clip, cfg.visual)] = ("visual", index, clip.clip_id)
+                        state.waiting += 1
+                if state.waiting == 0:
+                    close(index, None)
+        else:
+            if stage == "asr":
+                state.transcripts[clip_id] = value
+                counters["transcribed"] += 1
+                counters["asr_segments_rejected"] += value.rejected_segments
+            else:
+                state.visuals[clip_id] = value
+            state.waiting -= 1
+            if state.waiting == 0:
+                close(index, None)
+        admit()
+    ray.kill(asr)
+    annotated.sort(key=lambda a: (a.clip.source_uri, a.clip.start_s, a.clip.clip_id))
+    quarantine.sort(key=lambda q: (q.uri, q.stage))
+    counters["seconds"] = int(round(time.monotonic() - started))
+    return MediaStageResult(clips=annotated, quarantine=quarantine, counters=dict(counters))
