@@ -17,9 +17,11 @@ class DatasetLocation:
     """A dataset root. Local roots get temp-name + fsync + rename; object stores get single PUTs,
     which are atomic per object (a reader sees the whole object or none)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, **storage_options):
+        """``storage_options`` go to fsspec (endpoint, credentials); fsspec's own config files and
+        environment variables (``FSSPEC_S3_ENDPOINT_URL``, ...) apply as well."""
         self.url = url.rstrip("/") or url
-        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **storage_options)
         self.is_local = self.fs.protocol in ("file", "local") or "file" in tuple(self.fs.protocol)
 
     def __repr__(self) -> str:
@@ -34,15 +36,20 @@ class DatasetLocation:
             raise ValueError(f"{self.url} is not a local directory")
         return Path(self.path(*parts))
 
+    def _fresh(self, path: str) -> str:
+        if not self.is_local:
+            self.fs.invalidate_cache(path)  # object-store listings are cached; other writers may have changed them
+        return path
+
     def exists(self, *parts: str) -> bool:
-        return self.fs.exists(self.path(*parts))
+        return self.fs.exists(self._fresh(self.path(*parts)))
 
     def size(self, *parts: str) -> int:
         return int(self.fs.size(self.path(*parts)))
 
     def listdir(self, *parts: str) -> list[str]:
         """Names (not paths) directly under ``parts``; empty when it does not exist."""
-        p = self.path(*parts)
+        p = self._fresh(self.path(*parts))
         if not self.fs.exists(p):
             return []
         return sorted(Path(entry).name for entry in self.fs.ls(p, detail=False))

@@ -1,0 +1,56 @@
+"""A dataset written to and read from an S3 bucket (moto's S3 server on 127.0.0.1) through fsspec."""
+
+import json
+
+import fsspec
+import pytest
+
+from pipelines.catalog import query
+from pipelines.dataset_validate import validate_dataset
+from pipelines.dataset_writer import write_dataset
+from pipelines.manifest import read_manifest
+from pipelines.shard_index import SampleReader
+from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
+
+
+@pytest.fixture(scope="module")
+def s3_bucket(tmp_path_factory):
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
+    boto3.client("s3", endpoint_url=endpoint, **creds).create_bucket(Bucket="corpus")
+    saved = dict(fsspec.config.conf)
+    fsspec.config.conf["s3"] = {"endpoint_url": endpoint, "key": "testing", "secret": "testing",
+                                "skip_instance_cache": True}
+    try:
+        yield "s3://corpus"
+    finally:
+        fsspec.config.conf.clear()
+        fsspec.config.conf.update(saved)
+        server.stop()
+
+
+def test_dataset_round_trip_through_an_s3_bucket(s3_bucket, tmp_path):
+    media = make_media(tmp_path / "media")
+    samples = make_samples(6, media, rejected_every=3)
+    url = f"{s3_bucket}/runs/ds1"
+    manifest = write_dataset(url, samples, QUARANTINE, shard=small_shards(), seed=5)
+    fs = fsspec.filesystem("s3")
+    listed = sorted(p.rsplit("/", 1)[1] for p in fs.ls("corpus/runs/ds1/shards", detail=False))
+    assert listed == sorted(n for e in manifest.shards for n in (e.name, e.index, e.name + ".idx"))
+    assert not any(".tmp" in p for p in fs.find("corpus/runs/ds1"))
+    assert read_manifest(url) == manifest
+    assert validate_dataset(url) == []
+    kept = [s for s in samples if s.kept]
+    assert query(url, "SELECT count(*) AS n FROM samples WHERE kept").to_pylist() == [{"n": len(kept)}]
+    got = SampleReader(url).read(kept[-1].sample.key)
+    assert json.loads(got["json"])["key"] == kept[-1].sample.key
+    assert got["m01.mp4"] == open(media["video"], "rb").read()
+    with fs.open(f"corpus/runs/ds1/shards/{manifest.shards[0].name}", "rb") as f:
+        tar_head = f.read(512)
+    assert tar_head.startswith(f"{kept[0].sample.key}.json".encode())
