@@ -86,7 +86,7 @@ class CatalogBuilder:
         tables = {name: pa.table(dict(self.rows[name]), schema=SCHEMAS[name]) if self.rows[name]
                   else SCHEMAS[name].empty_table() for name in CATALOG_TABLES}
         if location is not None:
-            tables = _fill_from_indexes(tables, location)
+            tables = fill_storage_columns(tables, location)
         return tables
 
     def write(self, out: str | DatasetLocation, extra_tables: dict[str, pa.Table] | None = None) -> dict[str, pa.Table]:
@@ -96,7 +96,7 @@ class CatalogBuilder:
         return tables
 
 
-def _fill_from_indexes(tables: dict[str, pa.Table], location: DatasetLocation) -> dict[str, pa.Table]:
+def fill_storage_columns(tables: dict[str, pa.Table], location: DatasetLocation) -> dict[str, pa.Table]:
     """Join each kept sample to its shard and member sizes through the shard indexes (what the tars hold)."""
     shard_of: dict[str, str] = {}
     member_size: dict[str, int] = {}

@@ -8,14 +8,14 @@ from typing import Iterable
 import pyarrow as pa
 
 from schemas.config import ShardConfig
-from schemas.dataset_format import MANIFEST_FILE, SCHEMA_VERSION, SHARDS_DIR, Manifest
+from schemas.dataset_format import MANIFEST_FILE, SCHEMA_VERSION, Manifest
 from schemas.dialogue import CuratedSample
 from schemas.media import QuarantineRecord
 from pipelines.catalog import CatalogBuilder
 from pipelines.dataset_io import DatasetLocation, as_location
-from pipelines.energon_meta import sample_offsets_name, write_energon_meta
+from pipelines.energon_meta import write_energon_meta
 from pipelines.manifest import write_manifest
-from pipelines.shard_writer import ShardWriter
+from pipelines.shard_writer import ShardWriter, prune_shards
 
 
 def write_dataset(out: str | Path | DatasetLocation, samples: Iterable[CuratedSample],
@@ -45,10 +45,7 @@ def write_dataset(out: str | Path | DatasetLocation, samples: Iterable[CuratedSa
             else:
                 counts["rejected"] += 1
     entries = writer.entries
-    current = {n for e in entries for n in (e.name, e.index, sample_offsets_name(e.name))}
-    for name in location.listdir(SHARDS_DIR):
-        if name not in current:
-            location.remove(SHARDS_DIR, name)
+    prune_shards(location, entries)
     quarantine = list(quarantine)
     counts["quarantined"] = len(quarantine)
     counts["shards"] = len(entries)

@@ -21,7 +21,7 @@ from schemas.dataset_format import (SAMPLE_JSON, SHARDS_DIR, SPLIT, ShardEntry, 
 from schemas.dialogue import CuratedSample, Sample
 from schemas.validation import SchemaError
 from pipelines.dataset_io import DatasetLocation, as_location
-from pipelines.energon_meta import write_sample_offsets
+from pipelines.energon_meta import sample_offsets_name, write_sample_offsets
 
 BLOCK = 512
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
@@ -138,12 +138,36 @@ class ShardWriter:
 
     def add(self, curated: CuratedSample) -> str:
         """Append one sample; returns the name of the shard it went into."""
-        if self._closed:
-            raise RuntimeError("ShardWriter is closed")
         if not curated.kept:
             raise ValueError(f"sample {curated.sample.key} was rejected by a filter; only kept samples go into shards")
-        members = sample_members(curated)
-        key = curated.sample.key
+        return self._append(curated.sample.key, sample_members(curated))
+
+    def add_raw(self, key: str, parts: dict[str, bytes]) -> str:
+        """Append a sample copied from another shard as {suffix: bytes}, without re-encoding anything.
+
+        The ``json`` record is parsed strictly and must name this key and have every member it refers to.
+        """
+        from schemas import from_json
+
+        check_key(key)
+        if SAMPLE_JSON not in parts:
+            raise SchemaError("json", f"sample {key} has no {SAMPLE_JSON} record")
+        sample = from_json(Sample, parts[SAMPLE_JSON])
+        if sample.key != key:
+            raise SchemaError("key", f"record of {sample.key} given as {key}")
+        missing = sorted(referenced_members(sample) - set(parts))
+        if missing:
+            raise SchemaError("files", f"sample {key} refers to members it lacks: {', '.join(missing)}")
+        members = []
+        for suffix in sorted(parts):
+            name = member_name(key, suffix)
+            split_member(name)
+            members.append(_Member(name, len(parts[suffix]), parts[suffix], None, _tar_header(name, len(parts[suffix]))))
+        return self._append(key, members)
+
+    def _append(self, key: str, members: list[_Member]) -> str:
+        if self._closed:
+            raise RuntimeError("ShardWriter is closed")
         if key in self._keys:
             raise ValueError(f"duplicate sample key {key}: keys are unique within a dataset")
         size = sum(m.tar_bytes for m in members)
@@ -235,6 +259,14 @@ def write_index(location: DatasetLocation, index_name: str, rows: list[tuple[str
     table = pa.table({"key": keys, "member": members, "offset": offsets, "size": sizes}, schema=SHARD_INDEX)
     with location.atomic_writer(SHARDS_DIR, index_name) as f:
         pq.write_table(table, f, compression="zstd")
+
+
+def prune_shards(location: DatasetLocation, entries: list[ShardEntry]) -> None:
+    """Remove files under ``shards/`` that belong to no shard of ``entries`` (left by an earlier, larger run)."""
+    current = {n for e in entries for n in (e.name, e.index, sample_offsets_name(e.name))}
+    for name in location.listdir(SHARDS_DIR):
+        if name not in current:
+            location.remove(SHARDS_DIR, name)
 
 
 def sha256_file(path: str | Path, chunk: int = COPY_CHUNK) -> str:
