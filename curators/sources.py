@@ -67,7 +67,7 @@ def _list_bucket(prefix: str) -> list[SourceItem]:
         name = key.rsplit("/", 1)[-1]
         if name.startswith(".") or name in SIDECAR_NAMES:
             continue
-        items.append(SourceItem(uri=f"{protocol}://{key.lstrip('/')}" if protocol != "memory" else f"memory://{key}"))
+        items.append(SourceItem(uri=f"{protocol}://{key.lstrip('/')}"))
     return sorted(items, key=lambda item: item.uri)
 
 

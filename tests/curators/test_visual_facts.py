@@ -1,0 +1,56 @@
+"""Visual facts: named colours, brightness, motion, scene cuts and OCR on frames the tests draw."""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from curators.corpus_synth import PALETTE, render_card
+from curators.visual_facts import dominant_colors, mean_brightness, name_colors, read_text, visual_facts
+from schemas.config import VisualConfig
+from schemas.media import Clip
+
+
+def clip_of(paths: list[Path], kind: str = "video") -> Clip:
+    return Clip(clip_id="c0", media_id="m0", source_uri="x", kind=kind, start_s=0.0, end_s=float(len(paths)),
+                media_path=str(paths[0]), frame_paths=[str(p) for p in paths],
+                frame_times_s=[float(i) for i in range(len(paths))])
+
+
+def test_palette_colours_are_named_as_the_synth_names_them():
+    rgb = np.array([list(v) for v in PALETTE.values()], dtype=np.float32) / 255
+    assert list(name_colors(rgb)) == list(PALETTE)
+
+
+def test_dominant_colours_rank_by_area():
+    frame = np.zeros((1, 10, 10, 3), np.float32)
+    frame[0, :, :] = np.array(PALETTE["blue"]) / 255
+    frame[0, :3, :] = np.array(PALETTE["red"]) / 255
+    assert dominant_colors(frame) == [("blue", 0.7), ("red", 0.3)]
+    assert mean_brightness(np.ones((1, 2, 2, 3), np.float32)) == 1.0
+
+
+def test_card_frames_give_colours_motion_cut_and_text(tmp_path: Path):
+    paths = []
+    for i, offset in enumerate([0.0, 0.6, 0.6]):
+        path = tmp_path / f"f{i}.jpg"
+        render_card((320, 240), "blue", "square", "yellow", "GARDEN", offset).save(path, quality=95)
+        paths.append(path)
+    cut = tmp_path / "f3.jpg"
+    Image.new("RGB", (320, 240), PALETTE["red"]).save(cut)
+    facts = visual_facts(clip_of(paths + [cut]))
+    assert facts.dominant_colors[0] == "blue"
+    assert "yellow" in facts.dominant_colors
+    assert facts.scene_cuts_s == [3.0]
+    assert facts.motion > 0.02
+    still = visual_facts(clip_of(paths[1:3]), VisualConfig(ocr=False))
+    assert still.motion == 0.0 and still.ocr_text == ""
+
+
+def test_ocr_reads_rendered_words(tmp_path: Path):
+    path = tmp_path / "card.png"
+    render_card((400, 300), "green", "circle", "purple", "LANTERN").save(path)
+    assert read_text(str(path)) == "LANTERN"
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 200), PALETTE["orange"]).save(blank)
+    assert read_text(str(blank)) == ""

@@ -1,0 +1,81 @@
+"""The media stage on a local Ray, and the isolated decoder's time budget and crash handling."""
+
+import os
+from pathlib import Path
+
+import pytest
+from media_fixtures import counter_video, truncated_copy
+
+from curators.corpus_synth import synth_corpus
+from curators.probe import probe_source
+from pipelines.isolation import IsolatedCallError, decode_isolated
+from pipelines.media_stage import run_media_stage
+from schemas.config import CurateConfig, DecodeConfig, ProbePolicy
+
+
+def test_media_stage_annotates_good_files_and_quarantines_bad_ones(tmp_path: Path, ray_local):
+    corpus = tmp_path / "corpus"
+    facts = {row["file"]: row for row in synth_corpus(corpus, seed=3, videos=1, audio=1, images=1)}
+    (corpus / "empty.mp4").write_bytes(b"")
+    truncated_copy(corpus / "video_00.mp4", corpus / "cut.mp4", keep=0.5)
+    (corpus / "text.mp4").write_text("not a video")
+    cfg = CurateConfig(input=str(corpus), output=str(tmp_path / "out"),
+                       decode=DecodeConfig(frames_per_clip=4, clip_seconds=3.0))
+    result = run_media_stage(cfg, progress=False)
+
+    assert {(Path(q.uri).name, q.reason) for q in result.quarantine} == {
+        ("empty.mp4", "empty"), ("cut.mp4", "truncated"), ("text.mp4", "not_media")}
+    keys = [(a.clip.source_uri, a.clip.start_s) for a in result.clips]
+    assert keys == sorted(keys)
+    by_file: dict[str, list] = {}
+    for annotated in result.clips:
+        by_file.setdefault(Path(annotated.clip.source_uri).name, []).append(annotated)
+    assert set(by_file) == set(facts)
+    video = by_file["video_00.mp4"]
+    assert len(video) == 2 and video[0].clip.end_s == video[1].clip.start_s  # 3 s windows over a 3-6 s video
+    truth = facts["video_00.mp4"]
+    values = {(f.kind, f.value) for a in video for f in a.facts}
+    assert ("dominant_color", truth["background"]) in values
+    assert ("on_screen_text", truth["on_screen_text"]) in values
+    spoken = " ".join(a.transcript.text for a in video).lower()
+    assert truth["shape"] in spoken
+    image_values = {(f.kind, f.value) for f in by_file["image_00.jpg"][0].facts}
+    assert ("on_screen_text", facts["image_00.jpg"]["on_screen_text"]) in image_values
+    assert ("dominant_color", facts["image_00.jpg"]["background"]) in image_values
+    audio = by_file[next(n for n in facts if n.startswith("speech"))]
+    assert all(a.visual is None for a in audio) and any(f.kind == "spoken_text" for a in audio for f in a.facts)
+    c = result.counters
+    assert (c["sources"], c["accepted"], c["quarantined"], c["clips"]) == (6, 3, 3, len(result.clips))
+    assert c["quarantined_truncated"] == 1 and c["transcribed"] == len(video) + len(audio)
+
+
+@pytest.fixture
+def probed_video(tmp_path: Path):
+    path = counter_video(tmp_path / "v.mp4", seconds=1.0)
+    return path, probe_source(str(path), ProbePolicy())
+
+
+def test_a_hanging_decode_is_killed_at_its_budget(tmp_path: Path, probed_video):
+    path, asset = probed_video
+    path.unlink()
+    os.mkfifo(path)  # opening a pipe nobody writes to blocks the decoder forever
+    record = decode_isolated(asset, DecodeConfig(), str(tmp_path / "work"), budget_s=3.0)
+    assert (record.reason, record.stage, record.uri) == ("timeout", "decode", asset.uri)
+
+
+def test_a_crashing_decoder_is_quarantined_and_a_buggy_one_raises(tmp_path: Path, probed_video):
+    _, asset = probed_video
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "bad_decoders.py").write_text(
+        "import os\n"
+        "def abort(asset, cfg, work_dir, cache_dir):\n    os.abort()\n"
+        "def typo(asset, cfg, work_dir, cache_dir):\n    return asset.no_such_field\n")
+    record = decode_isolated(asset, DecodeConfig(), str(tmp_path / "w"), 30.0, decoder="bad_decoders:abort",
+                             extra_pythonpath=(str(plugins),))
+    assert (record.reason, record.detail) == ("crashed", "decoder process died of SIGABRT")
+    with pytest.raises(IsolatedCallError, match="no_such_field"):
+        decode_isolated(asset, DecodeConfig(), str(tmp_path / "w"), 30.0, decoder="bad_decoders:typo",
+                        extra_pythonpath=(str(plugins),))
+    clips = decode_isolated(asset, DecodeConfig(frames_per_clip=2), str(tmp_path / "w"), 60.0)
+    assert len(clips) == 1 and len(clips[0].frame_paths) == 2
