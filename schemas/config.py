@@ -132,6 +132,8 @@ class DialogueConfig:
     """Relative weight of each question type."""
     max_memory_distance: int = 12
     """Furthest turn back a memory question may reach."""
+    language: str = "en"
+    """Language of the dialogue text; the language filter rejects dialogues in another."""
     writer: Literal["template", "local_llm", "endpoint"] = "template"
     writer_model: str | None = None
     """Local model path (local_llm) or model name (endpoint)."""

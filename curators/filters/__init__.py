@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from curators.filters.base import DialogueFilter, FilterContext, apply_filters, failed
 from curators.filters.grounding import GroundingFilter
+from curators.filters.language import LanguageFilter
 from curators.filters.leakage import LeakageFilter
 from curators.filters.memory_validity import MemoryValidityFilter
+from curators.filters.near_duplicate import NearDuplicateIndex
 from curators.filters.token_budget import TokenBudgetFilter
 from schemas.token_accounting import TokenAccounting
 
 
-def default_filters(accounting: TokenAccounting) -> list[DialogueFilter]:
-    """The per-sample filters every run applies (dedup runs across samples, in the stage)."""
-    return [GroundingFilter(), MemoryValidityFilter(), LeakageFilter(), TokenBudgetFilter(accounting)]
+def default_filters(accounting: TokenAccounting, language: str = "en") -> list[DialogueFilter]:
+    """The per-sample filters every run applies (near-duplicates are found across samples, in the stage)."""
+    return [GroundingFilter(), MemoryValidityFilter(), LeakageFilter(), LanguageFilter(language),
+            TokenBudgetFilter(accounting)]
 
 
-__all__ = ["DialogueFilter", "FilterContext", "GroundingFilter", "LeakageFilter", "MemoryValidityFilter",
-           "TokenBudgetFilter", "apply_filters", "default_filters", "failed"]
+__all__ = ["DialogueFilter", "FilterContext", "GroundingFilter", "LanguageFilter", "LeakageFilter",
+           "MemoryValidityFilter", "NearDuplicateIndex", "TokenBudgetFilter", "apply_filters", "default_filters",
+           "failed"]

@@ -63,7 +63,7 @@ def test_written_dialogues_pass_every_filter():
     results = [filtered(s, context) for s in samples]
     assert all(r.kept for r in results), [failed(r) for r in results if not r.kept]
     names = {v.filter for r in results for v in r.sample.verdicts}
-    assert names == {"grounding", "memory_validity", "leakage", "token_budget"}
+    assert names == {"grounding", "memory_validity", "leakage", "language", "token_budget"}
     memory_turns = sum(t.question_type.startswith("memory") for r in results for t in r.sample.dialogue.turns)
     validity = [v for r in results for v in r.sample.verdicts if v.filter == "memory_validity"]
     assert len(validity) == memory_turns > 0

@@ -1,23 +1,50 @@
-"""The dialogue stage on a local Ray: same samples, in the same order, as the in-process path."""
+"""The dialogue stage on a local Ray: the same samples, in the same order, as the in-process path."""
+
+import subprocess
 
 from dialogue_fixtures import annotated_clip
 
 from curators.dialogue_plan import plan_dialogues
 from curators.dialogue_write import make_writer
-from pipelines.dialogue_stage import PLANS_PER_TASK, curate_plans, run_dialogue_stage
-from schemas.config import CurateConfig, DialogueConfig
+from curators.preference import answer_pool
+from pipelines.dialogue_stage import PLANS_PER_TASK, clip_media_hash, curate_plans, deduplicate, run_dialogue_stage
+from schemas.config import CurateConfig, DialogueConfig, SpeechConfig
+
+
+def tiny_jpg(path, colour):
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    f"color=c={colour}:s=64x48", "-frames:v", "1", str(path)], check=True)
+    return str(path)
 
 
 def test_ray_stage_matches_in_process_curation(ray_local, tmp_path):
-    media = tmp_path / "still.jpg"
-    media.write_bytes(b"\xff\xd8\xff\xd9")
-    clips = [annotated_clip(i, ("video", "image", "audio")[i % 3], media_path=str(media)) for i in range(12)]
+    still = tiny_jpg(tmp_path / "still.jpg", "red")
+    clips = [annotated_clip(i, ("video", "image", "audio")[i % 3], media_path=still) for i in range(12)]
     cfg = CurateConfig(input=str(tmp_path), output=str(tmp_path / "out"), seed=2,
                        dialogue=DialogueConfig(dialogues=PLANS_PER_TASK + 3, max_turns=10))
     samples = run_dialogue_stage(clips, cfg)
     by_id = {c.clip.clip_id: c for c in clips}
-    expected = curate_plans(plan_dialogues(clips, cfg.dialogue, cfg.seed), by_id, cfg, make_writer(cfg.dialogue))
-    assert [s.sample.key for s in samples] == [s.sample.key for s in expected]
+    pool = answer_pool({f.fact_id: f for c in clips for f in c.facts})
+    expected = curate_plans(plan_dialogues(clips, cfg.dialogue, cfg.seed), by_id, cfg, make_writer(cfg.dialogue), pool)
+    hashes = {c.clip.clip_id: clip_media_hash(c) for c in clips if c.clip.kind == "image"}
+    expected = deduplicate(expected, hashes)
     assert samples == expected
-    assert len(samples) == PLANS_PER_TASK + 3 and sum(s.kept for s in samples) >= len(samples) - 1
-    assert all(path == str(media) for s in samples for path in s.files.values())
+    assert len(samples) == PLANS_PER_TASK + 3 and sum(s.kept for s in samples) >= len(samples) - 2
+    assert all(path == still for s in samples for path in s.files.values())
+    kept = [s for s in samples if s.kept]
+    assert all(any(v.filter == "near_duplicate" for v in s.sample.verdicts) for s in kept)
+    assert sum(s.sample.preference is not None for s in samples) >= len(samples) - 1
+
+
+def test_ray_stage_speaks_kept_samples(ray_local, tmp_path):
+    clips = [annotated_clip(i, ("video", "image", "audio")[i % 3]) for i in range(3)]
+    cfg = CurateConfig(input=str(tmp_path), output=str(tmp_path / "out"), seed=1,
+                       dialogue=DialogueConfig(dialogues=1, min_turns=2, max_turns=2),
+                       speech=SpeechConfig(enabled=True, backend="espeak"))
+    (sample,) = run_dialogue_stage(clips, cfg)
+    turns = sample.sample.dialogue.turns
+    assert [t.user.speech_member for t in turns] == ["t00.user.flac", "t01.user.flac"]
+    assert all(sample.files[t.user.speech_member].startswith(str(tmp_path / "out" / ".work" / "speech")) for t in turns)
+    assert len([v for v in sample.sample.verdicts if v.filter == "speech_wer"]) == 2
+    budget = [v for v in sample.sample.verdicts if v.filter == "token_budget"]
+    assert len(budget) == 1 and budget[0].score == sample.sample.tokens.total / cfg.tokens.max_sequence

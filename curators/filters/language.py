@@ -1,0 +1,48 @@
+"""Language: the dialogue text must be in the corpus language (a stopword-profile detector, no model)."""
+
+from __future__ import annotations
+
+from curators.filters.base import DialogueFilter, FilterContext
+from curators.writers.grounding import normalize
+from schemas.dialogue import Sample, Verdict
+
+STOPWORDS: dict[str, frozenset[str]] = {
+    "en": frozenset("the a an and or of to in on at is was were are be it this that what which who how did do does "
+                    "you your i my me with for from about there here not".split()),
+    "de": frozenset("der die das und oder ist war sind ein eine zu im mit von auf nicht ich du sie es was wie wer "
+                    "dem den des für".split()),
+    "fr": frozenset("le la les et ou est était sont un une des du de en dans avec pour pas je tu il elle que qui "
+                    "quoi comment".split()),
+    "es": frozenset("el la los las y o es era son un una unos de del en con para por no yo tu que qué quién "
+                    "cómo".split()),
+}
+MIN_WORDS = 6
+"""Shorter texts carry too few stopwords to tell a language."""
+
+
+def detect_language(text: str) -> tuple[str | None, float]:
+    """The language whose stopwords cover the most words, and that share (None when nothing matches)."""
+    words = normalize(text).split()
+    if not words:
+        return None, 0.0
+    shares = {lang: sum(w in stop for w in words) / len(words) for lang, stop in STOPWORDS.items()}
+    lang = max(sorted(shares), key=lambda k: shares[k])
+    return (lang, shares[lang]) if shares[lang] > 0 else (None, 0.0)
+
+
+class LanguageFilter(DialogueFilter):
+    name = "language"
+
+    def __init__(self, language: str = "en", min_share: float = 0.08):
+        self.language = language
+        self.min_share = min_share
+
+    def verdicts(self, sample: Sample, context: FilterContext) -> list[Verdict]:
+        text = " ".join(f"{t.user.text} {t.assistant.text}" for t in sample.dialogue.turns)
+        if len(text.split()) < MIN_WORDS:
+            return [self.verdict(True, "too short to tell", None)]
+        lang, share = detect_language(text)
+        if lang != self.language or share < self.min_share:
+            return [self.verdict(False, f"looks like {lang or 'no known language'} (stopword share {share:.2f}), "
+                                        f"expected {self.language}", share)]
+        return [self.verdict(True, "", round(share, 4))]
