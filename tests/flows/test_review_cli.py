@@ -50,3 +50,29 @@ def test_validate_exit_codes(dataset, tmp_path, capsys):
     (broken / "shards" / "train-000001.tar").unlink()
     assert main(["validate", "--dataset", str(broken)]) == 1
     assert "train-000001.tar: listed in the manifest but missing" in capsys.readouterr().err
+
+
+def test_review_show_text_and_html(dataset, tmp_path, capsys):
+    assert main(["review", "show", "s00001", "--dataset", dataset]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sample s00001  shard train-000000.tar") and "turn 3 [memory_media]" in out
+    page = tmp_path / "s1.html"
+    assert main(["review", "show", "s00001", "--dataset", dataset, "--html", str(page)]) == 0
+    html = page.read_text()
+    assert html.count('<section class="turn') == 4 and 'src="data:video/mp4;base64,' in html
+    assert main(["review", "show", "s00004", "--dataset", dataset]) == 1
+    assert "rejected" in capsys.readouterr().err
+
+
+def test_review_report_and_subset(dataset, tmp_path, capsys):
+    report = tmp_path / "report.html"
+    assert main(["review", "report", "--dataset", dataset, "--out", str(report)]) == 0
+    assert report.read_text().count("data:image/png;base64,") == 6
+    out = tmp_path / "subset"
+    assert main(["review", "subset", "--dataset", dataset, "--where", "num_memory_questions > 0",
+                 "--out", str(out)]) == 0
+    assert "wrote 2 samples" in capsys.readouterr().out
+    assert main(["validate", "--dataset", str(out)]) == 0
+    assert main(["review", "subset", "--dataset", dataset, "--where", "no_such_column > 1",
+                 "--out", str(tmp_path / "bad")]) == 1
+    assert "bad --where predicate" in capsys.readouterr().err
