@@ -41,6 +41,8 @@ class RenderedSample:
     """Per audio clip: (mel windows, context tokens), in the order of their ``<audio>`` spans."""
     assistant_turns: list[tuple[int, int]] = field(default_factory=list)
     """[start, end) of each assistant answer's ids (content and ``<|im_end|>``)."""
+    speech: list[tuple[int, int, list[int]]] = field(default_factory=list)
+    """(start, end, speech units) of each spoken answer's text ids: the speech decoder's input and targets."""
 
     def __len__(self) -> int:
         return len(self.input_ids)

@@ -120,6 +120,8 @@ class TrainConfig:
             media=MediaDecodeConfig(tile_size=model.vision.tile_size, audio_chunk_seconds=model.audio.chunk_seconds,
                                     mel_bins=model.audio.mel_bins),
             accounting=replace(self.accounting, max_sequence=self.data.max_tokens),
+            preference_pairs=self.stage == "dpo",
+            speech=model.speech if self.stage == "speech" else None,
         )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -21,7 +21,9 @@ from schemas.dialogue import Sample
 from schemas.token_accounting import TokenAccounting
 from schemas.validation import SchemaError, from_json
 from training.chat_template import RenderConfig, render_sample
-from training.media_decode import MediaDecodeConfig, MediaDecodeError, decode_audio, decode_image, decode_video
+from training.media_decode import (MediaDecodeConfig, MediaDecodeError, decode_audio, decode_image, decode_video,
+                                   decode_waveform)
+from training.model.config import SpeechDecoderConfig
 from training.packing import Batch, Tagged, collate_rows, pack_rows
 from training.shard_urls import expand_shard_urls, open_stream
 
@@ -62,6 +64,10 @@ class LoaderConfig:
     """Dataloader worker processes per rank (0: read in the training process)."""
     max_consecutive_failures: int = 100
     """Stop with an error after this many bad samples in a row (the data is broken, not a sample)."""
+    preference_pairs: bool = False
+    """DPO: each sample becomes two rows, its final answer replaced by the chosen then the rejected one."""
+    speech: SpeechDecoderConfig | None = None
+    """Make speech-token targets of spoken answers with this config's speech tokenizer (speech stage)."""
     render: RenderConfig = field(default_factory=RenderConfig)
     media: MediaDecodeConfig = field(default_factory=MediaDecodeConfig)
     accounting: TokenAccounting = field(default_factory=TokenAccounting)
@@ -79,12 +85,20 @@ class LoaderState:
     """Epoch -> identities of the samples consumed in it."""
     slot_epochs: dict[int, int] = field(default_factory=dict)
     """Slot -> epoch of the last batch it delivered."""
+    slots: int = 0
+    """Readers of the run that delivered ``slot_epochs``."""
     skipped: int = 0
 
     def update(self, batch: Batch) -> None:
         self.batches += 1
         self.consumed.setdefault(batch.epoch, set()).update(batch.sample_ids)
+        if batch.slots != self.slots:
+            self.slots, self.slot_epochs = batch.slots, {}
         self.slot_epochs[batch.slot] = batch.epoch
+        if len(self.slot_epochs) == self.slots:
+            # every reader is past the older epochs: nothing there can be replayed any more
+            self.epoch = max(self.epoch, min(self.slot_epochs.values()))
+            self.consumed = {e: ids for e, ids in self.consumed.items() if e >= self.epoch}
         self.skipped += len(batch.skipped)
         for sample_id, reason in batch.skipped:
             log.warning("skipped bad sample %s: %s", sample_id, reason)
@@ -92,21 +106,23 @@ class LoaderState:
     def to_dict(self) -> dict:
         return {"epoch": self.epoch, "batches": self.batches, "skipped": self.skipped,
                 "consumed": {str(e): sorted(ids) for e, ids in self.consumed.items()},
-                "slot_epochs": {str(s): e for s, e in self.slot_epochs.items()}}
+                "slot_epochs": {str(s): e for s, e in self.slot_epochs.items()}, "slots": self.slots}
 
     @classmethod
     def from_dict(cls, data: dict) -> "LoaderState":
         return cls(epoch=int(data.get("epoch", 0)), batches=int(data.get("batches", 0)),
                    skipped=int(data.get("skipped", 0)),
                    consumed={int(e): set(ids) for e, ids in data.get("consumed", {}).items()},
-                   slot_epochs={int(s): int(e) for s, e in data.get("slot_epochs", {}).items()})
+                   slot_epochs={int(s): int(e) for s, e in data.get("slot_epochs", {}).items()},
+                   slots=int(data.get("slots", 0)))
 
     @classmethod
     def merge(cls, states: list["LoaderState"]) -> "LoaderState":
         """Union of the ranks' states, for a checkpoint that any rank count can resume from."""
         out = cls(epoch=min(s.epoch for s in states), batches=max(s.batches for s in states),
-                  skipped=sum(s.skipped for s in states))
+                  skipped=sum(s.skipped for s in states), slots=states[0].slots)
         for s in states:
+            out.slot_epochs.update(s.slot_epochs)
             for e, ids in s.consumed.items():
                 out.consumed.setdefault(e, set()).update(ids)
         return out
@@ -184,6 +200,8 @@ class ShardDataset(torch.utils.data.IterableDataset):
         self.rank, self.world_size = rank, world_size
         self.resume = state or LoaderState()
         self.source_urls = [expand_shard_urls(s.url) for s in config.sources]
+        self._speech_tokenizer = None
+        self._slots = 1
 
     def _slot(self) -> tuple[int, int]:
         info = torch.utils.data.get_worker_info()
@@ -195,6 +213,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
 
     def __iter__(self) -> Iterator[Batch]:
         slot, slots = self._slot()
+        self._slots = slots
         epoch = self.resume.epoch
         while self.config.epochs is None or epoch < self.config.epochs:
             delivered = False
@@ -247,19 +266,25 @@ class ShardDataset(torch.utils.data.IterableDataset):
                 if raw["__id__"] in consumed:
                     continue
                 try:
-                    yield Tagged(raw["__id__"], self.render_raw(raw))
+                    rendered_raw = self.render_raw(raw)
                     state["failures"] = 0
+                    if isinstance(rendered_raw, tuple):
+                        for one in rendered_raw:
+                            yield Tagged(raw["__id__"], one)
+                    else:
+                        yield Tagged(raw["__id__"], rendered_raw)
                 except SkipSample as exc:
                     skipped.append((raw["__id__"], str(exc)))
                     state["failures"] += 1
                     if state["failures"] >= self.config.max_consecutive_failures:
                         raise RuntimeError(f"{state['failures']} bad samples in a row, last: {raw['__id__']}: {exc}")
 
-        per_row = None if self.config.pack else 1
+        per_row = None if self.config.pack and not self.config.preference_pairs else 1
+        batch_rows = self.config.batch_rows * (2 if self.config.preference_pairs else 1)
         rows: list[list[Tagged]] = []
         for row in pack_rows(rendered(), self.config.max_tokens, per_row):
             rows.append(row)
-            if len(rows) == self.config.batch_rows:
+            if len(rows) == batch_rows:
                 yield self._collate(rows, epoch, slot, skipped)
                 rows = []
         if rows:
@@ -268,6 +293,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
     def _collate(self, rows, epoch, slot, skipped) -> Batch:
         batch = collate_rows(rows, self.special.endoftext)
         batch.epoch, batch.slot, batch.skipped = epoch, slot, list(skipped)
+        batch.slots = self._slots
         skipped.clear()
         return batch
 
@@ -285,10 +311,38 @@ class ShardDataset(torch.utils.data.IterableDataset):
             raise SkipSample(f"record key {sample.key!r} differs from member key {raw['__key__']!r}")
         try:
             media = self.decode_media(sample, raw)
-            return render_sample(sample, media, self.tokenizer, self.special, self.config.accounting,
-                                 self.config.render)
+            if self.config.preference_pairs:
+                return self._render_pair(sample, media)
+            rendered = render_sample(sample, media, self.tokenizer, self.special, self.config.accounting,
+                                     self.config.render)
+            if self.config.speech is not None:
+                self._add_speech_targets(sample, raw, rendered)
+            return rendered
         except (MediaDecodeError, KeyError) as exc:
             raise SkipSample(str(exc)) from None
+
+    def _render_pair(self, sample: Sample, media: dict):
+        pref = sample.preference
+        final = len(sample.dialogue.turns) - 1
+        if pref is None or pref.turn != final:
+            raise SkipSample("no preference pair on the final turn")
+        return tuple(render_sample(sample, media, self.tokenizer, self.special, self.config.accounting,
+                                   replace(self.config.render, label_mode="final_turn"),
+                                   assistant_override={final: answer})
+                     for answer in (pref.chosen, pref.rejected))
+
+    def _add_speech_targets(self, sample: Sample, raw: dict, rendered) -> None:
+        from training.model.speech_decoder import build_speech_tokenizer
+
+        if self._speech_tokenizer is None:
+            self._speech_tokenizer = build_speech_tokenizer(self.config.speech)
+        for turn, (start, end) in zip(sample.dialogue.turns, rendered.assistant_turns):
+            member = turn.assistant.speech_member
+            if member and member in raw:
+                units = self._speech_tokenizer.encode(decode_waveform(raw[member]))
+                rendered.speech.append((start, end - 1, units))  # the answer's text ids, not <|im_end|>
+        if not rendered.speech:
+            raise SkipSample("no spoken answer for the speech decoder")
 
     def decode_media(self, sample: Sample, raw: dict) -> dict:
         tiles = {m.member: m.tiles for m in sample.dialogue.media}

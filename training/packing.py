@@ -38,8 +38,14 @@ class Batch:
     epoch: int = 0
     slot: int = 0
     """The reader (rank x worker) that made the batch."""
+    slots: int = 1
+    """How many readers there are (ranks x workers)."""
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """(sample identity, reason) of bad samples skipped since the previous batch."""
+    speech_spans: list[tuple[int, int, int]] = field(default_factory=list)
+    """(row, start, end) of each spoken answer's text ids."""
+    speech_units: list[torch.Tensor] = field(default_factory=list)
+    """Speech-token targets of each spoken answer."""
 
     @property
     def tokens(self) -> int:
@@ -50,7 +56,8 @@ class Batch:
         return Batch(input_ids=move(self.input_ids), labels=move(self.labels), position_ids=move(self.position_ids),
                      pixel_values=move(self.pixel_values), audio_mels=move(self.audio_mels),
                      audio_windows=self.audio_windows, audio_tokens=self.audio_tokens, sample_ids=self.sample_ids,
-                     sample_rows=self.sample_rows, epoch=self.epoch, slot=self.slot, skipped=self.skipped)
+                     sample_rows=self.sample_rows, epoch=self.epoch, slot=self.slot, slots=self.slots, skipped=self.skipped,
+                     speech_spans=self.speech_spans, speech_units=[u.to(device) for u in self.speech_units])
 
 
 @dataclass(slots=True)
@@ -90,6 +97,7 @@ def collate_rows(rows: list[list[Tagged]], pad_id: int, pad_to: int | None = Non
     labels = torch.full((len(rows), length), IGNORE, dtype=torch.long)
     positions = torch.zeros((len(rows), length), dtype=torch.long)
     visuals, mels, windows, tokens, sample_ids, sample_rows = [], [], [], [], [], []
+    speech_spans, speech_units = [], []
     for r, row in enumerate(rows):
         at = 0
         for item in row:
@@ -103,6 +111,9 @@ def collate_rows(rows: list[list[Tagged]], pad_id: int, pad_to: int | None = Non
                 mels.append(mel)
                 windows.append(mel.shape[0])
                 tokens.append(count)
+            for start, end, units in s.speech:
+                speech_spans.append((r, at + start, at + end))
+                speech_units.append(torch.tensor(units, dtype=torch.long))
             sample_ids.append(item.sample_id)
             sample_rows.append((r, at, at + n))
             at += n
@@ -110,4 +121,5 @@ def collate_rows(rows: list[list[Tagged]], pad_id: int, pad_to: int | None = Non
     return Batch(input_ids=ids, labels=labels, position_ids=positions,
                  pixel_values=torch.cat(visuals) if visuals else None,
                  audio_mels=torch.cat(mels) if mels else None, audio_windows=windows, audio_tokens=tokens,
-                 sample_ids=sample_ids, sample_rows=sample_rows)
+                 sample_ids=sample_ids, sample_rows=sample_rows, speech_spans=speech_spans,
+                 speech_units=speech_units)

@@ -63,7 +63,8 @@ def make_sample(i: int, turns: int = 3, with_media: bool = True) -> Sample:
         made.append(Turn(index=t, question_type="current_media" if m else "no_context",
                          user=_message("user", f"Question {t} of dialogue {i}: what is shown?", m,
                                        speech="t01.user.flac" if t == 1 else None),
-                         assistant=_message("assistant", f"Answer {t} for {i}: a thing.")))
+                         assistant=_message("assistant", f"Answer {t} for {i}: a thing.",
+                                            speech="t00.assistant.flac" if t == 0 else None)))
     items = []
     if with_media:
         items = [MediaItem(member="m00.jpg", clip_id="c0", kind="image", source_uri="/c/a.jpg", start_s=0, end_s=0,
@@ -85,8 +86,9 @@ def sample_members(sample: Sample, media: dict[str, bytes]) -> dict[str, bytes]:
     for item in sample.dialogue.media:
         members[item.member] = media[item.member.split(".")[1]]
     for turn in sample.dialogue.turns:
-        if turn.user.speech_member:
-            members[turn.user.speech_member] = media["speech"]
+        for message in (turn.user, turn.assistant):
+            if message.speech_member:
+                members[message.speech_member] = media["speech"]
     return members
 
 

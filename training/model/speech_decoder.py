@@ -1,0 +1,142 @@
+"""Streaming speech decoder: a speech-token LM over text-token embeddings fused with LLM hidden states.
+
+Per spoken answer the input interleaves ``text_chunk`` text positions with ``speech_chunk`` speech tokens
+(5:25, CosyVoice2's bistream order); once the text is used up the remaining speech follows. Each position
+predicts the next speech token (or end of speech) whenever the next element is speech.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.model.config import SpeechDecoderConfig
+
+IGNORE = -100
+
+
+class UnitSpeechTokenizer:
+    """A CPU speech tokenizer: 25 Hz log-mel frames quantised by a fixed seeded projection (argmax over units).
+
+    Deterministic and weight-free; a stand-in target vocabulary for training the decoder where no
+    CosyVoice2 tokenizer is configured.
+    """
+
+    def __init__(self, vocab_size: int, frame_ms: int = 40, mel_bins: int = 80, seed: int = 0):
+        self.vocab_size = vocab_size
+        self.hop = 16 * frame_ms
+        self.mel_bins = mel_bins
+        rng = np.random.default_rng(seed)
+        self.codebook = rng.standard_normal((vocab_size, mel_bins)).astype(np.float32)
+
+    def encode(self, wave16k: np.ndarray) -> list[int]:
+        from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
+
+        if len(wave16k) < self.hop:
+            wave16k = np.pad(wave16k, (0, self.hop - len(wave16k)))
+        filters = mel_filter_bank(num_frequency_bins=1 + 1024 // 2, num_mel_filters=self.mel_bins, min_frequency=0.0,
+                                  max_frequency=8000.0, sampling_rate=16000, norm="slaney", mel_scale="slaney")
+        mel = spectrogram(wave16k.astype(np.float32), window_function(1024, "hann"), frame_length=1024,
+                          hop_length=self.hop, power=2.0, mel_filters=filters, log_mel="log10")  # [bins, frames]
+        mel = mel[:, : max(1, len(wave16k) // self.hop)]
+        mel = (mel - mel.mean(axis=1, keepdims=True)) / (mel.std(axis=1, keepdims=True) + 1e-5)
+        return (self.codebook @ mel).argmax(axis=0).astype(np.int64).tolist()
+
+
+class OnnxSpeechTokenizer:
+    """A local CosyVoice2-style ONNX speech tokenizer (128-bin Whisper log-mel in, 25 Hz token ids out)."""
+
+    def __init__(self, path: str, vocab_size: int):
+        import onnxruntime
+
+        self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        self.vocab_size = vocab_size
+
+    def encode(self, wave16k: np.ndarray) -> list[int]:
+        from transformers import WhisperFeatureExtractor
+
+        seconds = max(1, int(np.ceil(len(wave16k) / 16000)))
+        fe = WhisperFeatureExtractor(feature_size=128, chunk_length=seconds)
+        feats = fe(wave16k, sampling_rate=16000, return_tensors="np").input_features[:, :, : len(wave16k) // 160]
+        inputs = self.session.get_inputs()
+        out = self.session.run(None, {inputs[0].name: feats.astype(np.float32),
+                                      inputs[1].name: np.array([feats.shape[2]], dtype=np.int32)})[0]
+        return out.reshape(-1).astype(np.int64).tolist()
+
+
+def build_speech_tokenizer(config: SpeechDecoderConfig):
+    if config.tokenizer == "units":
+        return UnitSpeechTokenizer(config.speech_vocab, frame_ms=config.unit_frame_ms)
+    return OnnxSpeechTokenizer(config.tokenizer, config.speech_vocab)
+
+
+def interleave(text_len: int, speech: list[int], text_chunk: int, speech_chunk: int) -> list[tuple[str, int]]:
+    """[('text', i) | ('speech', unit)] in bistream order: text_chunk text, speech_chunk speech, ..., rest speech."""
+    out: list[tuple[str, int]] = []
+    t = s = 0
+    while t < text_len:
+        out += [("text", i) for i in range(t, min(t + text_chunk, text_len))]
+        t += text_chunk
+        if t < text_len:
+            out += [("speech", u) for u in speech[s:s + speech_chunk]]
+            s += speech_chunk
+    out += [("speech", u) for u in speech[s:]]
+    return out
+
+
+class SpeechDecoder(nn.Module):
+    def __init__(self, config: SpeechDecoderConfig, llm_hidden: int):
+        super().__init__()
+        from transformers import Qwen3Config, Qwen3Model
+
+        self.config = config
+        self.eos = config.speech_vocab
+        hf = Qwen3Config(vocab_size=config.speech_vocab + 1, hidden_size=config.hidden_size,
+                         num_hidden_layers=config.layers, num_attention_heads=config.heads,
+                         num_key_value_heads=config.heads, head_dim=config.hidden_size // config.heads,
+                         intermediate_size=config.hidden_size * 4, max_position_embeddings=8192, use_cache=False)
+        self.backbone = Qwen3Model(hf)  # its token embedding is the speech-token embedding
+        self.text_proj = nn.Linear(llm_hidden, config.hidden_size)
+        self.hidden_proj = nn.Linear(llm_hidden, config.hidden_size)
+        self.head = nn.Linear(config.hidden_size, config.speech_vocab + 1)
+
+    def sequences(self, batch, hidden: torch.Tensor, text_embed: nn.Module):
+        """Per spoken answer: input embeddings [L, d] and targets [L] in interleaved order."""
+        embeds, targets = [], []
+        speech_embed = self.backbone.get_input_embeddings()
+        for (row, start, end), units in zip(batch.speech_spans, batch.speech_units):
+            ids = batch.input_ids[row, start:end]
+            fused = self.text_proj(text_embed(ids).detach()) + self.hidden_proj(hidden[row, start:end].detach())
+            order = interleave(end - start, units.tolist(), self.config.text_chunk, self.config.speech_chunk)
+            unit_ids = torch.tensor([u for kind, u in order if kind == "speech"], dtype=torch.long, device=ids.device)
+            speech_vecs = speech_embed(unit_ids)
+            rows, s = [], 0
+            for kind, value in order:
+                if kind == "text":
+                    rows.append(fused[value])
+                else:
+                    rows.append(speech_vecs[s])
+                    s += 1
+            nxt = [u if kind == "speech" else IGNORE for kind, u in order[1:]] + [self.eos]
+            embeds.append(torch.stack(rows))
+            targets.append(torch.tensor(nxt, dtype=torch.long, device=ids.device))
+        return embeds, targets
+
+    def loss(self, batch, hidden: torch.Tensor, text_embed: nn.Module):
+        from training.model.omni import OmniOutput
+
+        if not batch.speech_units:
+            raise ValueError("the batch has no spoken answers (speech stage needs assistant speech members)")
+        embeds, targets = self.sequences(batch, hidden, text_embed)
+        length = max(e.shape[0] for e in embeds)
+        d = embeds[0].shape[-1]
+        x = embeds[0].new_zeros((len(embeds), length, d))
+        y = torch.full((len(embeds), length), IGNORE, dtype=torch.long, device=x.device)
+        mask = torch.zeros((len(embeds), length), dtype=torch.long, device=x.device)
+        for i, (e, t) in enumerate(zip(embeds, targets)):
+            x[i, :e.shape[0]], y[i, :t.shape[0]], mask[i, :e.shape[0]] = e, t, 1
+        out = self.backbone(inputs_embeds=x, attention_mask=mask, use_cache=False).last_hidden_state
+        logits = self.head(out).float()
+        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)
+        return OmniOutput(loss=loss, tokens=int((y != IGNORE).sum()))
