@@ -139,6 +139,16 @@ class DialogueConfig:
     """Local model path (local_llm) or model name (endpoint)."""
     endpoint_url: str | None = None
     """Base URL of an OpenAI-compatible server; the key comes from OMNICURATE_API_KEY."""
+    writer_batch_size: int = 8
+    """Turns rewritten per generate call (local_llm)."""
+    writer_concurrency: int = 4
+    """Requests in flight at once (endpoint)."""
+    writer_timeout_s: float = 60.0
+    """Time budget of one endpoint request."""
+    writer_max_retries: int = 4
+    """Retries of an endpoint request after a 429, a 5xx or a timeout, with exponential backoff."""
+    writer_cache_dir: str | None = None
+    """Endpoint request cache, so a resumed run never pays twice; None keeps it under the run's work dir."""
 
     def __post_init__(self) -> None:
         from schemas.dialogue import QUESTION_TYPES
@@ -150,6 +160,12 @@ class DialogueConfig:
             require(weight >= 0, f"question_mix.{name}", "must not be negative")
         require(sum(self.question_mix.values()) > 0, "question_mix", "needs a positive weight")
         require(self.max_memory_distance >= 1, "max_memory_distance", "must be at least 1")
+        require(self.writer != "endpoint" or bool(self.writer_model), "writer_model", "the endpoint writer needs a model name")
+        require(self.writer != "endpoint" or bool(self.endpoint_url), "endpoint_url", "the endpoint writer needs a URL")
+        require(self.writer_batch_size >= 1, "writer_batch_size", "must be at least 1")
+        require(self.writer_concurrency >= 1, "writer_concurrency", "must be at least 1")
+        require(self.writer_timeout_s > 0, "writer_timeout_s", "must be positive")
+        require(self.writer_max_retries >= 0, "writer_max_retries", "must not be negative")
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)
