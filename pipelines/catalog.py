@@ -146,17 +146,23 @@ def write_catalog(out: str | DatasetLocation, tables: dict[str, pa.Table],
     for name, table in all_tables.items():
         with location.atomic_writer(CATALOG_DIR, f"{name}.parquet") as f:
             pq.write_table(table, f, compression="zstd")
+    write_catalog_views(location, {name: table.schema for name, table in all_tables.items()})
+
+
+def write_catalog_views(out: str | DatasetLocation, schemas: dict[str, pa.Schema]) -> None:
+    """Write ``catalog.duckdb`` with one view per ``catalog/<name>.parquet`` (the files are written separately)."""
+    location = as_location(out)
     with tempfile.TemporaryDirectory(prefix="omnicurate-catalog-") as tmp:
         staging = Path(tmp)
         (staging / CATALOG_DIR).mkdir()
-        for name, table in all_tables.items():
+        for name, schema in schemas.items():
             # views bind against the files when created, so stage the schemas next to the db
-            pq.write_table(table.schema.empty_table(), staging / CATALOG_DIR / f"{name}.parquet")
+            pq.write_table(schema.empty_table(), staging / CATALOG_DIR / f"{name}.parquet")
         db_path = staging / CATALOG_DB
         con = duckdb.connect(str(db_path))
         try:
             con.execute(f"SET file_search_path = '{_sql_string(str(staging))}'")
-            for name in all_tables:
+            for name in schemas:
                 con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{CATALOG_DIR}/{name}.parquet')")
             con.execute("CHECKPOINT")
         finally:
