@@ -78,3 +78,16 @@ def test_catalog_is_read_only(dataset, tmp_path):
         query(dataset, f"COPY (SELECT 1) TO '{tmp_path / 'x.csv'}'")
     assert not (tmp_path / "x.csv").exists()
     assert query(dataset, "SELECT count(*) AS n FROM samples").to_pylist() == [{"n": 8}]
+
+
+def test_readme_documents_every_catalog_column():
+    from pathlib import Path
+
+    from schemas.catalog_tables import SHARD_INDEX
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Catalog tables", 1)[1]
+    for name, schema in [*SCHEMAS.items(), ("shards/*.index.parquet", SHARD_INDEX)]:
+        table_doc = section.split(f"### `{name}`", 1)[1].split("\n### ", 1)[0]
+        documented = {line.split("`")[1] for line in table_doc.splitlines() if line.startswith("| `")}
+        assert documented == set(schema.names), name
