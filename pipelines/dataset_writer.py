@@ -49,6 +49,9 @@ def write_dataset(out: str | Path | DatasetLocation, samples: Iterable[CuratedSa
     quarantine = list(quarantine)
     counts["quarantined"] = len(quarantine)
     counts["shards"] = len(entries)
+    clash = sorted(set(extra_counts or {}) & set(counts))
+    if clash:
+        raise ValueError(f"extra_counts may not replace the dataset's own counts: {', '.join(clash)}")
     counts.update(extra_counts or {})
     catalog.add_quarantine(quarantine)
     catalog.write(location, extra_tables)
