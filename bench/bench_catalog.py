@@ -50,7 +50,7 @@ def synthetic_tables(n: int, seed: int = 0, chunk: int = 1_000_000):
             "token_total": tokens, "failed_filters": pa.array([[] if k else ["token_budget"] for k in kept],
                                                               pa.list_(pa.string())),
             "has_preference": pa.array(np.zeros(m, bool)), "bytes": pa.array(tokens * 100),
-            "seed": zeros, "config_hash": pa.array(["cfg"] * m),
+            "seed": zeros, "config_hash": pa.repeat(pa.scalar("cfg"), m),
         }, schema=SCHEMAS["samples"])
         total_turns = int(turns.sum())
         owner = np.repeat(np.arange(m), turns)
@@ -58,9 +58,10 @@ def synthetic_tables(n: int, seed: int = 0, chunk: int = 1_000_000):
         qt = pc.take(qtypes, pa.array(rng.integers(0, len(QUESTION_TYPES), total_turns)))
         is_memory = pc.is_in(qt, value_set=pa.array(MEMORY_TYPES))
         distance = pa.array(np.maximum(index, 1), pa.int32())
-        empty_i = pa.array([[]] * total_turns, pa.list_(pa.int32()))
-        empty_s = pa.array([[]] * total_turns, pa.list_(pa.string()))
-        blank = pa.array([""] * total_turns)
+        no_offsets = pa.array(np.zeros(total_turns + 1, np.int32))
+        empty_i = pa.ListArray.from_arrays(no_offsets, pa.array([], pa.int32()))
+        empty_s = pa.ListArray.from_arrays(no_offsets, pa.array([], pa.string()))
+        blank = pa.repeat(pa.scalar(""), total_turns)
         nulls = pa.nulls(total_turns, pa.string())
         turn_table = pa.table({
             "key": pc.take(keys, pa.array(owner)), "turn": index, "question_type": qt, "is_memory": is_memory,

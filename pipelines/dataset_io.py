@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 
 class DatasetLocation:
@@ -22,7 +23,7 @@ class DatasetLocation:
         environment variables (``FSSPEC_S3_ENDPOINT_URL``, ...) apply as well."""
         self.url = url.rstrip("/") or url
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **storage_options)
-        self.is_local = self.fs.protocol in ("file", "local") or "file" in tuple(self.fs.protocol)
+        self.is_local = isinstance(self.fs, LocalFileSystem)
 
     def __repr__(self) -> str:
         return f"DatasetLocation({self.url!r})"

@@ -19,6 +19,7 @@ from pipelines.dataset_io import DatasetLocation, as_location
 from pipelines.energon_meta import INFO_FILE, read_sample_offsets, sample_offsets_name
 from pipelines.manifest import read_manifest
 from pipelines.shard_index import iter_tar_members, read_index
+from pipelines.shard_writer import referenced_members
 
 
 class _HashingReader:
@@ -43,6 +44,7 @@ class _HashingReader:
 def _check_shard(location: DatasetLocation, entry: ShardEntry, problems: list[str]) -> dict[str, set[str]]:
     """Re-hash one shard and compare it with its index; returns {key: {suffix}} of what it holds."""
     held: dict[str, set[str]] = defaultdict(set)
+    referenced: dict[str, set[str]] = {}
     if not location.exists(SHARDS_DIR, entry.name):
         problems.append(f"{entry.name}: listed in the manifest but missing")
         return held
@@ -56,6 +58,7 @@ def _check_shard(location: DatasetLocation, entry: ShardEntry, problems: list[st
                         sample = from_json(Sample, m.data)
                         if sample.key != m.key:
                             problems.append(f"{entry.name}: {m.name} holds the record of key {sample.key}")
+                        referenced[m.key] = referenced_members(sample)
                     except SchemaError as exc:
                         problems.append(f"{entry.name}: {m.name} is not a valid sample record: {exc}")
                 held[m.key].add(m.suffix)
@@ -63,6 +66,9 @@ def _check_shard(location: DatasetLocation, entry: ShardEntry, problems: list[st
         except (SchemaError, tarfile.TarError, OSError) as exc:
             problems.append(f"{entry.name}: unreadable tar: {exc}")
         reader.drain()
+    for key, needed in referenced.items():
+        for suffix in sorted(needed - held[key]):
+            problems.append(f"{entry.name}: record {key}.json refers to missing member {key}.{suffix}")
     if reader.sha256.hexdigest() != entry.sha256:
         problems.append(f"{entry.name}: sha256 {reader.sha256.hexdigest()[:16]}... differs from the manifest's "
                         f"{entry.sha256[:16]}...")

@@ -65,3 +65,23 @@ def test_turn_referring_to_a_missing_member_is_caught(copy):
 def test_missing_manifest_means_uncommitted(copy):
     (copy / "manifest.json").unlink()
     assert validate_dataset(copy)[0].startswith("manifest:")
+
+
+def test_shard_missing_a_member_its_record_needs_is_caught(copy):
+    import io
+    import tarfile
+
+    from pipelines.shard_index import iter_tar_members
+
+    shard = copy / "shards" / "train-000000.tar"
+    with open(shard, "rb") as f:
+        members = [m for m in iter_tar_members(f) if m.name != "s00001.m02.flac"]
+    with tarfile.open(shard, "w") as tar:
+        for m in members:
+            info = tarfile.TarInfo(m.name)
+            info.size = len(m.data)
+            tar.addfile(info, io.BytesIO(m.data))
+    problems = validate_dataset(copy)
+    assert "train-000000.tar: record s00001.json refers to missing member s00001.m02.flac" in problems
+    assert "train-000000.tar: media member s00001.m02.flac is missing" in problems
+    assert any("train-000000.tar: sha256" in p for p in problems)
