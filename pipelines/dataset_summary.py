@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from schemas.dataset_format import CATALOG_DIR, MANIFEST_FILE
+from schemas.validation import to_dict
 
 
 def _query(con, sql: str) -> list[tuple]:
@@ -14,17 +11,14 @@ def _query(con, sql: str) -> list[tuple]:
 
 def summarize_dataset(dataset: str) -> str:
     """Samples, turns, question types, memory distances, dialogue lengths and quarantined files, as text."""
-    import duckdb
+    from pipelines.catalog import open_catalog
+    from pipelines.manifest import read_manifest
 
-    root = Path(dataset)
-    manifest = json.loads((root / MANIFEST_FILE).read_text())
-    cat = root / CATALOG_DIR
-    con = duckdb.connect()
-    for table in ("samples", "turns", "verdicts", "quarantine"):
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{cat / (table + '.parquet')}')")
+    manifest = to_dict(read_manifest(dataset))
+    con = open_catalog(dataset)
     counts = manifest["counts"]
     lines = [
-        f"dataset      {root.resolve()}",
+        f"dataset      {dataset}",
         f"shards       {len(manifest['shards'])}  (manifest.json, catalog.duckdb beside them)",
         f"samples      {counts.get('samples', 0)} kept, {counts.get('rejected', 0)} rejected",
         f"turns        {counts.get('turns', 0)}  media {counts.get('media', 0)}",

@@ -19,10 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def plant_bad_files(corpus: Path) -> list[str]:
     """Add the three kinds of broken input every run must survive: empty, truncated, not media."""
+    video = next(iter(sorted(corpus.glob("**/*.mp4"))), None)
     bad = corpus / "broken"
     bad.mkdir(exist_ok=True)
     (bad / "empty.mp4").write_bytes(b"")
-    video = next(iter(sorted(corpus.glob("**/*.mp4"))), None)
     if video is not None:
         data = video.read_bytes()
         (bad / "truncated.mp4").write_bytes(data[: len(data) // 3])
