@@ -54,8 +54,11 @@ class TemplateDialogueWriter:
         return [self.write(p, clips) for p in plans]
 
 
-def make_writer(cfg: DialogueConfig) -> DialogueWriter:
-    """The writer a config names; model-backed writers load their model here (once per worker)."""
+def make_writer(cfg: DialogueConfig, cache_dir: str | None = None) -> DialogueWriter:
+    """The writer a config names; model-backed writers load their model here (once per worker).
+
+    ``cache_dir`` holds the endpoint writer's request cache when the config names none.
+    """
     if cfg.writer == "template":
         return TemplateDialogueWriter()
     if cfg.writer == "local_llm":
@@ -65,5 +68,5 @@ def make_writer(cfg: DialogueConfig) -> DialogueWriter:
     if cfg.writer == "endpoint":
         from curators.writers.endpoint import EndpointWriter
 
-        return EndpointWriter.from_config(cfg)
+        return EndpointWriter.from_config(cfg, cache_dir)
     raise ValueError(f"unknown writer {cfg.writer!r}")

@@ -122,7 +122,7 @@ def _ray_parts():
 
         def __init__(self, cfg: CurateConfig):
             self.cfg = cfg
-            self.writer = make_writer(cfg.dialogue)
+            self.writer = make_writer(cfg.dialogue, str(Path(cfg.work_path) / "writer-cache"))
 
         def curate(self, plans, clips, pool) -> CuratedBatch:
             return curate_batch(plans, clips, self.cfg, self.writer, pool)
