@@ -5,9 +5,13 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 
 from schemas.config import DecodeConfig
@@ -30,62 +34,139 @@ def _kill_group(process: subprocess.Popen) -> None:
     process.wait()
 
 
+def _signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+class IsolatedDecoder:
+    """A long-lived child process that decodes one asset per request.
+
+    ``decoder(asset, cfg, work_dir, cache_dir)`` runs in the child. Past ``budget_s`` the child and
+    everything it started are killed (``timeout``); a child killed by a signal (segfault, abort, out of
+    memory) is ``crashed``. Either way the next request starts a fresh child. ``decoder`` is
+    ``module:function``.
+    """
+
+    def __init__(self, decoder: str = DEFAULT_DECODER, extra_pythonpath: tuple[str, ...] = ()):
+        self.decoder = decoder
+        self.extra_pythonpath = extra_pythonpath
+        self._process: subprocess.Popen | None = None
+        self._stderr = None
+        self._pending = b""
+
+    def _start(self) -> subprocess.Popen:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([*self.extra_pythonpath, str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        # one thread per decoder: parallelism comes from running many isolated decoders
+        env.setdefault("OMP_NUM_THREADS", "1")
+        self._stderr = tempfile.TemporaryFile()
+        self._pending = b""
+        self._process = subprocess.Popen([sys.executable, "-m", "pipelines.isolation", self.decoder],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
+                                         start_new_session=True)
+        return self._process
+
+    def _stderr_tail(self, lines: int = 15) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        return "\n".join(self._stderr.read().decode(errors="replace").strip().splitlines()[-lines:])
+
+    def _read_line(self, process: subprocess.Popen, deadline: float) -> bytes | None:
+        """One reply line, or None when the deadline passes first; b"" when the child died."""
+        fd = process.stdout.fileno()
+        while b"\n" not in self._pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                return None
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return b""
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line
+
+    def close(self) -> None:
+        if self._process is not None:
+            _kill_group(self._process)
+            self._process = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def decode(self, asset: MediaAsset, cfg: DecodeConfig, work_dir: str, budget_s: float, *,
+               cache_dir: str | None = None) -> list[Clip] | QuarantineRecord:
+        def refuse(reason: str, detail: str) -> QuarantineRecord:
+            return QuarantineRecord(uri=asset.uri, reason=reason, detail=detail, stage="decode",
+                                    size_bytes=asset.size_bytes, sha256=asset.sha256)
+
+        process = self._process if self._process is not None and self._process.poll() is None else self._start()
+        request = json.dumps({"asset": to_dict(asset), "cfg": to_dict(cfg), "work_dir": str(work_dir),
+                              "cache_dir": cache_dir}) + "\n"
+        deadline = time.monotonic() + budget_s
+        try:
+            process.stdin.write(request.encode())
+            process.stdin.flush()
+        except BrokenPipeError:
+            pass
+        line = self._read_line(process, deadline)
+        if line is None:
+            self.close()
+            return refuse("timeout", f"decode ran past its budget of {budget_s:g}s and was killed")
+        if not line:
+            process.wait()
+            tail = self._stderr_tail()
+            self.close()
+            if process.returncode < 0:
+                return refuse("crashed", f"decoder process died of {_signal_name(process.returncode)}")
+            return refuse("crashed", f"decoder process exited ({process.returncode}) without a result: {tail[-300:]}")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise IsolatedCallError(f"isolated decoder failed on {asset.uri}:\n{reply['error']}")
+        if "quarantine" in reply:
+            return from_dict(QuarantineRecord, reply["quarantine"])
+        return [from_dict(Clip, clip) for clip in reply["clips"]]
+
+
 def decode_isolated(asset: MediaAsset, cfg: DecodeConfig, work_dir: str, budget_s: float, *,
                     cache_dir: str | None = None, decoder: str = DEFAULT_DECODER,
                     extra_pythonpath: tuple[str, ...] = ()) -> list[Clip] | QuarantineRecord:
-    """``decoder(asset, cfg, work_dir, cache_dir)`` in a child process.
-
-    Past ``budget_s`` the child and everything it started are killed (``timeout``); a child killed by a
-    signal (segfault, abort, out of memory) is ``crashed``. ``decoder`` is ``module:function``.
-    """
-    request = json.dumps({"decoder": decoder, "asset": to_dict(asset), "cfg": to_dict(cfg),
-                          "work_dir": str(work_dir), "cache_dir": cache_dir})
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([*extra_pythonpath, str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    # one thread per decoder: parallelism comes from running many isolated decoders
-    env.setdefault("OMP_NUM_THREADS", "1")
-
-    def refuse(reason: str, detail: str) -> QuarantineRecord:
-        return QuarantineRecord(uri=asset.uri, reason=reason, detail=detail, stage="decode",
-                                size_bytes=asset.size_bytes, sha256=asset.sha256)
-
-    process = subprocess.Popen([sys.executable, "-m", "pipelines.isolation"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True,
-                               text=True)
+    """One decode in a fresh isolated child (see IsolatedDecoder)."""
+    isolated = IsolatedDecoder(decoder, extra_pythonpath)
     try:
-        out, err = process.communicate(request, timeout=budget_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(process)
-        return refuse("timeout", f"decode ran past its budget of {budget_s:g}s and was killed")
-    if process.returncode < 0:
-        name = signal.Signals(-process.returncode).name if -process.returncode in signal.Signals._value2member_map_ \
-            else str(-process.returncode)
-        return refuse("crashed", f"decoder process died of {name}")
-    if process.returncode != 0:
-        tail = "\n".join(err.strip().splitlines()[-15:])
-        raise IsolatedCallError(f"isolated decoder failed on {asset.uri} (exit {process.returncode}):\n{tail}")
-    try:
-        reply = json.loads(out.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError):
-        return refuse("crashed", f"decoder process gave no result: {err.strip()[-300:]}")
-    if "quarantine" in reply:
-        return from_dict(QuarantineRecord, reply["quarantine"])
-    return [from_dict(Clip, clip) for clip in reply["clips"]]
+        return isolated.decode(asset, cfg, work_dir, budget_s, cache_dir=cache_dir)
+    finally:
+        isolated.close()
 
 
-def _serve_one() -> None:
-    request = json.loads(sys.stdin.read())
-    module_name, _, attr = request["decoder"].partition(":")
+def _serve(decoder_name: str) -> None:
+    """Answer one JSON request per input line until stdin closes."""
+    # replies go to a private copy of stdout; anything a native library prints lands on stderr
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    module_name, _, attr = decoder_name.partition(":")
     decoder = getattr(importlib.import_module(module_name), attr)
-    result = decoder(from_dict(MediaAsset, request["asset"]), from_dict(DecodeConfig, request["cfg"]),
-                     request["work_dir"], request["cache_dir"])
-    if isinstance(result, QuarantineRecord):
-        reply = {"quarantine": to_dict(result)}
-    else:
-        reply = {"clips": to_dict(result)}
-    sys.stdout.write("\n" + json.dumps(reply) + "\n")
-    sys.stdout.flush()
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            result = decoder(from_dict(MediaAsset, request["asset"]), from_dict(DecodeConfig, request["cfg"]),
+                             request["work_dir"], request["cache_dir"])
+        except Exception:
+            reply = {"error": traceback.format_exc(limit=8)}
+        else:
+            if isinstance(result, QuarantineRecord):
+                reply = {"quarantine": to_dict(result)}
+            else:
+                reply = {"clips": to_dict(result)}
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
 
 
 if __name__ == "__main__":
-    _serve_one()
+    _serve(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_DECODER)

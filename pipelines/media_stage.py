@@ -43,12 +43,19 @@ def probe_task(item: SourceItem, policy: ProbePolicy, cache_dir: str) -> MediaAs
     return probe_source(item.uri, policy, metadata=item.metadata, cache_dir=cache_dir)
 
 
+_worker_decoder = None
+"""The isolated decoder of this Ray worker process, kept between tasks (Ray reuses task workers)."""
+
+
 @ray.remote(num_cpus=1)
 def decode_task(asset: MediaAsset, cfg: DecodeConfig, work_dir: str, cache_dir: str,
                 budget_s: float) -> list[Clip] | QuarantineRecord:
-    from pipelines.isolation import decode_isolated
+    global _worker_decoder
+    from pipelines.isolation import IsolatedDecoder
 
-    return decode_isolated(asset, cfg, work_dir, budget_s, cache_dir=cache_dir)
+    if _worker_decoder is None:
+        _worker_decoder = IsolatedDecoder()
+    return _worker_decoder.decode(asset, cfg, work_dir, budget_s, cache_dir=cache_dir)
 
 
 @ray.remote(num_cpus=0.5)

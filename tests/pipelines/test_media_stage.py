@@ -8,7 +8,7 @@ from media_fixtures import counter_video, truncated_copy
 
 from curators.corpus_synth import synth_corpus
 from curators.probe import probe_source
-from pipelines.isolation import IsolatedCallError, decode_isolated
+from pipelines.isolation import IsolatedCallError, IsolatedDecoder, decode_isolated
 from pipelines.media_stage import run_media_stage
 from schemas.config import CurateConfig, DecodeConfig, ProbePolicy
 
@@ -55,12 +55,25 @@ def probed_video(tmp_path: Path):
     return path, probe_source(str(path), ProbePolicy())
 
 
-def test_a_hanging_decode_is_killed_at_its_budget(tmp_path: Path, probed_video):
+def test_a_hanging_decode_is_killed_at_its_budget_and_the_decoder_recovers(tmp_path: Path, probed_video):
     path, asset = probed_video
+    good = counter_video(tmp_path / "good.mp4", seconds=1.0)
+    good_asset = probe_source(str(good), ProbePolicy())
     path.unlink()
     os.mkfifo(path)  # opening a pipe nobody writes to blocks the decoder forever
-    record = decode_isolated(asset, DecodeConfig(), str(tmp_path / "work"), budget_s=3.0)
-    assert (record.reason, record.stage, record.uri) == ("timeout", "decode", asset.uri)
+    decoder = IsolatedDecoder()
+    try:
+        first = decoder.decode(good_asset, DecodeConfig(frames_per_clip=2), str(tmp_path / "w"), 60.0)
+        child = decoder._process.pid
+        second = decoder.decode(good_asset, DecodeConfig(frames_per_clip=3), str(tmp_path / "w"), 60.0)
+        assert decoder._process.pid == child, "one child serves many requests"
+        assert (len(first[0].frame_paths), len(second[0].frame_paths)) == (2, 3)
+        record = decoder.decode(asset, DecodeConfig(), str(tmp_path / "w"), budget_s=3.0)
+        assert (record.reason, record.stage, record.uri) == ("timeout", "decode", asset.uri)
+        again = decoder.decode(good_asset, DecodeConfig(frames_per_clip=2), str(tmp_path / "w"), 60.0)
+        assert decoder._process.pid != child and len(again) == 1
+    finally:
+        decoder.close()
 
 
 def test_a_crashing_decoder_is_quarantined_and_a_buggy_one_raises(tmp_path: Path, probed_video):
