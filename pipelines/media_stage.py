@@ -33,14 +33,16 @@ class MediaStageResult:
     """Refused sources sorted by URI."""
     counters: dict[str, int] = field(default_factory=dict)
     """sources, accepted, quarantined, quarantined_<reason>, clips, clips_<kind>, transcribed,
-    asr_segments_rejected, facts, facts_<kind>, seconds."""
+    asr_segments_rejected, facts, facts_<kind>, seconds, and the busy time of each operator:
+    probe_ms, decode_ms, asr_ms, visual_ms."""
 
 
 @ray.remote(num_cpus=0.25)
-def probe_task(item: SourceItem, policy: ProbePolicy, cache_dir: str) -> MediaAsset | QuarantineRecord:
+def probe_task(item: SourceItem, policy: ProbePolicy, cache_dir: str) -> tuple[MediaAsset | QuarantineRecord, float]:
     from curators.probe import probe_source
 
-    return probe_source(item.uri, policy, metadata=item.metadata, cache_dir=cache_dir)
+    started = time.perf_counter()
+    return probe_source(item.uri, policy, metadata=item.metadata, cache_dir=cache_dir), time.perf_counter() - started
 
 
 _worker_decoder = None
@@ -49,23 +51,27 @@ _worker_decoder = None
 
 @ray.remote(num_cpus=1)
 def decode_task(asset: MediaAsset, cfg: DecodeConfig, work_dir: str, cache_dir: str,
-                budget_s: float) -> list[Clip] | QuarantineRecord:
+                budget_s: float) -> tuple[list[Clip] | QuarantineRecord, float]:
     global _worker_decoder
     from pipelines.isolation import IsolatedDecoder
 
+    started = time.perf_counter()
     if _worker_decoder is None:
         _worker_decoder = IsolatedDecoder()
-    return _worker_decoder.decode(asset, cfg, work_dir, budget_s, cache_dir=cache_dir)
+    result = _worker_decoder.decode(asset, cfg, work_dir, budget_s, cache_dir=cache_dir)
+    return result, time.perf_counter() - started
 
 
 @ray.remote(num_cpus=0.5)
-def visual_task(clip: Clip, cfg: VisualConfig) -> VisualFacts:
+def visual_task(clip: Clip, cfg: VisualConfig) -> tuple[VisualFacts, float]:
     from curators.visual_facts import visual_facts
 
-    return visual_facts(clip, cfg)
+    started = time.perf_counter()
+    return visual_facts(clip, cfg), time.perf_counter() - started
 
 
-@ray.remote(num_cpus=1)
+# Half a CPU: the actor outlives one call (see asr_actor) and must leave room for other stages' tasks.
+@ray.remote(num_cpus=0.5)
 class AsrActor:
     """Holds one faster-whisper model for the life of the stage."""
 
@@ -74,8 +80,31 @@ class AsrActor:
 
         self.transcriber = Transcriber(cfg)
 
-    def transcribe(self, clip: Clip) -> Transcript:
-        return self.transcriber.transcribe(clip)
+    def transcribe(self, clip: Clip) -> tuple[Transcript, float]:
+        started = time.perf_counter()
+        return self.transcriber.transcribe(clip), time.perf_counter() - started
+
+
+_asr_actors: dict[tuple[str, str], "ray.actor.ActorHandle"] = {}
+
+
+def asr_actor(cfg: AsrConfig) -> "ray.actor.ActorHandle":
+    """The ASR actor for these settings in this Ray session, started on first use and kept for later calls
+    (a run that calls the stage batch by batch loads the model once)."""
+    from schemas.validation import to_json
+
+    key = (ray.get_runtime_context().get_job_id(), to_json(cfg))
+    if key not in _asr_actors:
+        gpus = 1 if cfg.device.startswith("cuda") else 0
+        _asr_actors[key] = AsrActor.options(num_gpus=gpus).remote(cfg)
+    return _asr_actors[key]
+
+
+def release_asr_actors() -> None:
+    """Stop the ASR actors this process started (their models are freed)."""
+    while _asr_actors:
+        _, handle = _asr_actors.popitem()
+        ray.kill(handle)
 
 
 @dataclass(slots=True)
@@ -89,7 +118,8 @@ class _AssetState:
 
 
 def _progress(done: int, total: int, counters: Counter, enabled: bool) -> None:
-    if enabled:
+    # a redrawn line on a terminal; in a log, only the final count
+    if enabled and (sys.stderr.isatty() or done == total):
         print(f"\rmedia: {done}/{total} sources, {counters['clips']} clips, {counters['quarantined']} quarantined",
               end="" if done < total else "\n", file=sys.stderr, flush=True)
 
@@ -111,7 +141,7 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
     counters: Counter = Counter(sources=len(items))
     annotated: list[AnnotatedClip] = []
     quarantine: list[QuarantineRecord] = []
-    asr = AsrActor.remote(cfg.asr)
+    asr = asr_actor(cfg.asr)
     pending: dict[ray.ObjectRef, tuple[str, int, str]] = {}
     states: dict[int, _AssetState] = {}
     next_item = 0
@@ -152,7 +182,8 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
     while pending:
         [ref], _ = ray.wait(list(pending), num_returns=1)
         stage, index, clip_id = pending.pop(ref)
-        value = ray.get(ref)
+        value, seconds = ray.get(ref)
+        counters[f"{stage}_ms"] += int(round(seconds * 1000))
         state = states[index]
         if stage == "probe":
             if isinstance(value, QuarantineRecord):
@@ -188,7 +219,6 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
             if state.waiting == 0:
                 close(index, None)
         admit()
-    ray.kill(asr)
     annotated.sort(key=lambda a: (a.clip.source_uri, a.clip.start_s, a.clip.clip_id))
     quarantine.sort(key=lambda q: (q.uri, q.stage))
     counters["seconds"] = int(round(time.monotonic() - started))
