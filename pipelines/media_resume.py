@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,15 +70,30 @@ def run_media_resumable(cfg: CurateConfig, ledger: RunLedger, *, batch_size: int
     return _assemble(ledger.entries(STAGE), keys)
 
 
-def _run_batch(run_media_stage, cfg: CurateConfig, batch: list, keys: dict[str, str]) -> list[LedgerEntry]:
-    try:
-        result = run_media_stage(cfg, sources=batch, progress=False)
-    except PROGRAMMING_ERRORS:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a failed batch is data: its items are marked failed
-        log.warning("media batch of %d sources failed: %s: %s", len(batch), type(exc).__name__, exc)
-        return [LedgerEntry(item=keys[s.uri], uri=s.uri, stage=STAGE, status="failed",
-                            error_class=type(exc).__name__, detail=str(exc)[:500]) for s in batch]
+def _is_transient(exc: BaseException) -> bool:
+    import ray.exceptions
+
+    return isinstance(exc, (ConnectionError, TimeoutError, ray.exceptions.RayActorError,
+                            ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+                            ray.exceptions.ObjectLostError))
+
+
+def _run_batch(run_media_stage, cfg: CurateConfig, batch: list, keys: dict[str, str],
+               attempts: int = 3) -> list[LedgerEntry]:
+    for attempt in range(1, attempts + 1):
+        try:
+            result = run_media_stage(cfg, sources=batch, progress=False)
+            break
+        except PROGRAMMING_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed batch is data: its items are marked failed
+            if _is_transient(exc) and attempt < attempts:
+                log.warning("media batch attempt %d failed (%s), retrying", attempt, type(exc).__name__)
+                time.sleep(2 * attempt)
+                continue
+            log.warning("media batch of %d sources failed: %s: %s", len(batch), type(exc).__name__, exc)
+            return [LedgerEntry(item=keys[s.uri], uri=s.uri, stage=STAGE, status="failed",
+                                error_class=type(exc).__name__, detail=str(exc)[:500]) for s in batch]
     clips_by_uri: dict[str, list[AnnotatedClip]] = defaultdict(list)
     for clip in result.clips:
         clips_by_uri[clip.clip.source_uri].append(clip)

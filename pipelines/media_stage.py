@@ -96,7 +96,8 @@ def asr_actor(cfg: AsrConfig) -> "ray.actor.ActorHandle":
     key = (ray.get_runtime_context().get_job_id(), to_json(cfg))
     if key not in _asr_actors:
         gpus = 1 if cfg.device.startswith("cuda") else 0
-        _asr_actors[key] = AsrActor.options(num_gpus=gpus).remote(cfg)
+        # a killed or crashed actor process is restarted and its call retried, so the run goes on
+        _asr_actors[key] = AsrActor.options(num_gpus=gpus, max_restarts=3, max_task_retries=3).remote(cfg)
     return _asr_actors[key]
 
 
