@@ -62,7 +62,7 @@ def shard_task(cfg: CurateConfig, samples, media):
 
     manifest = write_dataset(cfg.output, samples, media.quarantine, shard=cfg.shard, config_hash=cfg.config_hash(),
                              seed=cfg.seed, extra_tables={"ledger": ledger_table(media.ledger)},
-                             extra_counts=media.counters)
+                             extra_counts=media.counters, reuse_committed=True)
     get_run_logger().info("shards: %d committed, %d samples", len(manifest.shards), manifest.total_samples)
     return manifest
 

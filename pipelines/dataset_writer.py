@@ -21,7 +21,7 @@ from pipelines.shard_writer import ShardWriter, prune_shards
 def write_dataset(out: str | Path | DatasetLocation, samples: Iterable[CuratedSample],
                   quarantine: Iterable[QuarantineRecord], *, shard: ShardConfig | None = None,
                   config_hash: str = "", seed: int = 0, extra_tables: dict[str, pa.Table] | None = None,
-                  extra_counts: dict[str, int] | None = None) -> Manifest:
+                  extra_counts: dict[str, int] | None = None, reuse_committed: bool = False) -> Manifest:
     """Shard the kept samples, catalog all of them (rejected ones too) and the quarantine, commit.
 
     ``samples`` is consumed once. Re-writing an existing dataset first removes its manifest, so the
@@ -31,7 +31,7 @@ def write_dataset(out: str | Path | DatasetLocation, samples: Iterable[CuratedSa
     location.remove(MANIFEST_FILE)
     catalog = CatalogBuilder()
     counts = {"samples": 0, "rejected": 0, "turns": 0, "media": 0, "spoken_messages": 0, "quarantined": 0}
-    with ShardWriter(location, shard) as writer:
+    with ShardWriter(location, shard, reuse_committed=reuse_committed) as writer:
         for curated in samples:
             catalog.add(curated)
             if curated.kept:

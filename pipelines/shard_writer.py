@@ -6,7 +6,7 @@ import hashlib
 import os
 import tarfile
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -117,8 +117,15 @@ class ShardWriter:
     order give byte-identical shards. Only kept samples belong here; rejected ones are refused.
     """
 
-    def __init__(self, out: str | DatasetLocation, cfg: ShardConfig | None = None, *, split: str = SPLIT):
+    def __init__(self, out: str | DatasetLocation, cfg: ShardConfig | None = None, *, split: str = SPLIT,
+                 reuse_committed: bool = False):
+        """``reuse_committed``: a shard already in place whose index lists exactly the members this
+        writer would put in it is kept as it is, not written again (how a resumed run skips committed work)."""
         self.location = as_location(out)
+        self._reuse = reuse_committed
+        self._held: _CommittedShard | None = None
+        self.reused: list[str] = []
+        """Names of the shards kept from an earlier run."""
         self.cfg = cfg or ShardConfig()
         self.split = split
         self.location.makedirs(SHARDS_DIR)
@@ -171,12 +178,25 @@ class ShardWriter:
         if key in self._keys:
             raise ValueError(f"duplicate sample key {key}: keys are unique within a dataset")
         size = sum(m.tar_bytes for m in members)
-        if self._out is not None and (
+        position = self._held.position if self._held is not None else self._out.position if self._out else None
+        if position is not None and (
                 self._samples_in_shard >= self.cfg.max_samples
-                or self._out.position + size + len(END_OF_ARCHIVE) > self.cfg.max_bytes):
+                or position + size + len(END_OF_ARCHIVE) > self.cfg.max_bytes):
             self._finish_shard()
-        if self._out is None:
+        if self._out is None and self._held is None:
             self._start_shard()
+        if self._held is not None:
+            if self._held.hold(key, members, size):
+                self._keys.add(key)
+                self._samples_in_shard += 1
+                return shard_name(len(self._entries), self.split)
+            self._write_held()
+        self._write_members(key, members)
+        self._keys.add(key)
+        self._samples_in_shard += 1
+        return shard_name(len(self._entries), self.split)
+
+    def _write_members(self, key: str, members: list[_Member]) -> None:
         assert self._out is not None
         self._sample_offsets.append(self._out.position)
         for m in members:
@@ -186,9 +206,6 @@ class ShardWriter:
             pad = _padded(m.size) - m.size
             if pad:
                 self._out.write(b"\0" * pad)
-        self._keys.add(key)
-        self._samples_in_shard += 1
-        return shard_name(len(self._entries), self.split)
 
     def _copy_data(self, m: _Member) -> None:
         assert self._out is not None
@@ -206,6 +223,25 @@ class ShardWriter:
 
     def _start_shard(self) -> None:
         name = shard_name(len(self._entries), self.split)
+        self._samples_in_shard = 0
+        if self._reuse and self.location.exists(SHARDS_DIR, name) and self.location.exists(
+                SHARDS_DIR, shard_index_name(name)):
+            index = pq.read_table(self.location.open(SHARDS_DIR, shard_index_name(name)))
+            self._held = _CommittedShard(expected=list(zip(index.column("member").to_pylist(),
+                                                           index.column("size").to_pylist())))
+            return
+        self._open_output(name)
+
+    def _write_held(self) -> None:
+        """The shard in place differs from what this run makes: write it after all, from the held samples."""
+        assert self._held is not None
+        held, self._held = self._held, None
+        self._open_output(shard_name(len(self._entries), self.split))
+        for key, members in held.samples:
+            self._write_members(key, members)
+            self._samples_in_shard += 1
+
+    def _open_output(self, name: str) -> None:
         self._stack = ExitStack()
         raw = self._stack.enter_context(self.location.atomic_writer(SHARDS_DIR, name))
         self._out = _HashingWriter(raw)
@@ -214,8 +250,18 @@ class ShardWriter:
         self._samples_in_shard = 0
 
     def _finish_shard(self) -> None:
-        assert self._out is not None and self._stack is not None
         name = shard_name(len(self._entries), self.split)
+        if self._held is not None:
+            if self._held.complete and self._held.matches_tar(self.location.open(SHARDS_DIR, name)):
+                self._entries.append(ShardEntry(
+                    name=name, sha256=_sha256_stream(self.location.open(SHARDS_DIR, name)),
+                    bytes=self.location.size(SHARDS_DIR, name), samples=self._samples_in_shard,
+                    index=shard_index_name(name)))
+                self.reused.append(name)
+                self._held = None
+                return
+            self._write_held()
+        assert self._out is not None and self._stack is not None
         write_sample_offsets(self.location, name, [*self._sample_offsets, self._out.position])
         self._out.write(END_OF_ARCHIVE)
         index = shard_index_name(name)
@@ -230,7 +276,7 @@ class ShardWriter:
     def close(self) -> list[ShardEntry]:
         """Commit the open shard; returns every shard written, in order."""
         if not self._closed:
-            if self._out is not None:
+            if self._out is not None or self._held is not None:
                 self._finish_shard()
             self._closed = True
         return list(self._entries)
@@ -267,6 +313,53 @@ def prune_shards(location: DatasetLocation, entries: list[ShardEntry]) -> None:
     for name in location.listdir(SHARDS_DIR):
         if name not in current:
             location.remove(SHARDS_DIR, name)
+
+
+@dataclass(slots=True)
+class _CommittedShard:
+    """A shard found in place, held back while the samples this run adds match its index."""
+
+    expected: list[tuple[str, int]]
+    """(member name, size) of every member, in tar order, from the shard's index."""
+    samples: list[tuple[str, list[_Member]]] = field(default_factory=list)
+    consumed: int = 0
+    position: int = 0
+
+    def hold(self, key: str, members: list[_Member], size: int) -> bool:
+        """Take the sample if its members are the next ones the shard holds."""
+        names = [(m.name, m.size) for m in members]
+        if self.expected[self.consumed:self.consumed + len(names)] != names:
+            return False
+        self.samples.append((key, members))
+        self.consumed += len(names)
+        self.position += size
+        return True
+
+    @property
+    def complete(self) -> bool:
+        return self.consumed == len(self.expected)
+
+    def matches_tar(self, f: BinaryIO) -> bool:
+        """The tar in place holds these members with these sizes, and the same dialogue records byte for byte
+        (an index can outlive its tar when a run dies between writing the two)."""
+        records = {m.name: m.data for _, members in self.samples for m in members if m.data is not None}
+        found = []
+        with f, tarfile.open(fileobj=f, mode="r:") as tar:
+            for info in tar:
+                found.append((info.name, info.size))
+                if info.name in records:
+                    data = tar.extractfile(info)
+                    if data is None or data.read() != records[info.name]:
+                        return False
+        return found == self.expected
+
+
+def _sha256_stream(f: BinaryIO, chunk: int = COPY_CHUNK) -> str:
+    h = hashlib.sha256()
+    with f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def sha256_file(path: str | Path, chunk: int = COPY_CHUNK) -> str:
