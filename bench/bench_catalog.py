@@ -20,10 +20,10 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from schemas.catalog_tables import SCHEMAS  # noqa: E402
-from schemas.dataset_format import CATALOG_DIR  # noqa: E402
-from schemas.dialogue import MEMORY_TYPES, QUESTION_TYPES  # noqa: E402
-from pipelines.catalog import open_catalog, write_catalog_views  # noqa: E402
+from pipelines.catalog import open_catalog, write_catalog_views
+from schemas.catalog_tables import SCHEMAS
+from schemas.dataset_format import CATALOG_DIR
+from schemas.dialogue import MEMORY_TYPES, QUESTION_TYPES
 
 FILTERED_COUNT = "SELECT count(*) FROM samples WHERE kept AND num_turns >= 10 AND token_total > 8000"
 GROUP_BY_TYPE = "SELECT question_type, count(*) AS n FROM turns GROUP BY question_type ORDER BY n DESC"
@@ -44,7 +44,8 @@ def synthetic_tables(n: int, seed: int = 0, chunk: int = 1_000_000):
             "key": keys, "shard": pa.array([f"train-{(first + i) // 1000:06d}.tar" for i in range(m)]),
             "kept": kept, "schema_version": pa.array(np.ones(m, np.int32)),
             "dialogue_id": keys, "num_turns": turns, "num_media": turns,
-            "num_memory_questions": (turns // 3).astype(np.int32), "num_spoken_messages": pa.array(np.zeros(m, np.int32)),
+            "num_memory_questions": (turns // 3).astype(np.int32),
+            "num_spoken_messages": pa.array(np.zeros(m, np.int32)),
             "max_memory_distance": pa.array(np.minimum(turns - 1, 12).astype(np.int32)),
             "token_text": tokens, "token_image": zeros, "token_video": zeros, "token_audio": zeros,
             "token_total": tokens, "failed_filters": pa.array([[] if k else ["token_budget"] for k in kept],

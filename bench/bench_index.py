@@ -14,17 +14,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from schemas.config import ShardConfig  # noqa: E402
-from pipelines.shard_index import SampleReader, iter_tar_samples  # noqa: E402
-from pipelines.shard_writer import ShardWriter  # noqa: E402
-from shard_fixtures import make_curated  # noqa: E402
+from shard_fixtures import make_curated
+
+from pipelines.shard_index import SampleReader, iter_tar_samples
+from pipelines.shard_writer import ShardWriter
+from schemas.config import ShardConfig
 
 
 def build_shard(root: Path, samples: int, member_bytes: int) -> list[str]:
     files_dir = root / "files"
     files_dir.mkdir()
     media = {}
-    for suffix, name in (("m00.jpg", "image"), ("m01.mp4", "video"), ("m02.flac", "audio"), ("t01.user.flac", "speech")):
+    members = (("m00.jpg", "image"), ("m01.mp4", "video"), ("m02.flac", "audio"), ("t01.user.flac", "speech"))
+    for suffix, name in members:
         path = files_dir / suffix
         path.write_bytes(os.urandom(member_bytes))
         media[name] = str(path)

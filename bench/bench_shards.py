@@ -1,4 +1,4 @@
-"""Shard writing throughput (MB/s) of ShardWriter against GNU tar packing the same files; prints tar-relative ratio last."""
+"""Shard writing throughput (MB/s) of ShardWriter against GNU tar packing the same files; ratio to tar last."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from schemas.config import ShardConfig  # noqa: E402
-from pipelines.shard_writer import ShardWriter  # noqa: E402
-from shard_fixtures import make_curated  # noqa: E402
+from shard_fixtures import make_curated
+
+from pipelines.shard_writer import ShardWriter
+from schemas.config import ShardConfig
 
 
 def make_payload(folder: Path, samples: int, sizes: dict[str, int]) -> list[dict[str, str]]:

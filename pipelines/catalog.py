@@ -7,18 +7,18 @@ import re
 import shutil
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.dataset_io import DatasetLocation, as_location
 from schemas.catalog_tables import SCHEMAS
 from schemas.dataset_format import CATALOG_DB, CATALOG_DIR, CATALOG_TABLES, SHARDS_DIR
 from schemas.dialogue import MEMORY_TYPES, CuratedSample, Sample
 from schemas.media import QuarantineRecord
-from pipelines.dataset_io import DatasetLocation, as_location
 
 _TABLE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -70,8 +70,9 @@ class CatalogBuilder:
             self._append("verdicts", key=s.key, kept=kept, filter=v.filter, passed=v.passed, reason=v.reason,
                          score=v.score, turn=v.turn)
         lin = s.lineage
-        common = dict(key=s.key, operators=sorted(lin.operators.items()), models=sorted(lin.models.items()),
-                      prompt_hashes=sorted(lin.prompt_hashes.items()), seed=lin.seed, config_hash=lin.config_hash)
+        common = {"key": s.key, "operators": sorted(lin.operators.items()), "models": sorted(lin.models.items()),
+                  "prompt_hashes": sorted(lin.prompt_hashes.items()), "seed": lin.seed,
+                  "config_hash": lin.config_hash}
         for src in lin.sources or [None]:
             self._append("lineage", source_uri=src and src.uri, source_sha256=src and src.sha256,
                          start_s=src and src.start_s, end_s=src and src.end_s, **common)

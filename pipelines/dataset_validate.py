@@ -10,16 +10,24 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from schemas import SchemaError, from_json
-from schemas.catalog_tables import SCHEMAS
-from schemas.dataset_format import (CATALOG_DB, CATALOG_DIR, CATALOG_TABLES, NV_META_DIR, SAMPLE_JSON, SHARDS_DIR,
-                                    Manifest, ShardEntry)
-from schemas.dialogue import Sample
 from pipelines.dataset_io import DatasetLocation, as_location
 from pipelines.energon_meta import INFO_FILE, read_sample_offsets, sample_offsets_name
 from pipelines.manifest import read_manifest
 from pipelines.shard_index import iter_tar_members, read_index
 from pipelines.shard_writer import referenced_members
+from schemas import SchemaError, from_json
+from schemas.catalog_tables import SCHEMAS
+from schemas.dataset_format import (
+    CATALOG_DB,
+    CATALOG_DIR,
+    CATALOG_TABLES,
+    NV_META_DIR,
+    SAMPLE_JSON,
+    SHARDS_DIR,
+    Manifest,
+    ShardEntry,
+)
+from schemas.dialogue import Sample
 
 
 class _HashingReader:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pyarrow as pa
 
-from schemas.config import ShardConfig
-from schemas.dataset_format import MANIFEST_FILE, SCHEMA_VERSION, Manifest
-from schemas.dialogue import CuratedSample
-from schemas.media import QuarantineRecord
 from pipelines.catalog import CatalogBuilder
 from pipelines.dataset_io import DatasetLocation, as_location
 from pipelines.energon_meta import write_energon_meta
 from pipelines.manifest import write_manifest
 from pipelines.shard_writer import ShardWriter, prune_shards
+from schemas.config import ShardConfig
+from schemas.dataset_format import MANIFEST_FILE, SCHEMA_VERSION, Manifest
+from schemas.dialogue import CuratedSample
+from schemas.media import QuarantineRecord
 
 
 def write_dataset(out: str | Path | DatasetLocation, samples: Iterable[CuratedSample],

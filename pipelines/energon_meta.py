@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Sequence
+from collections.abc import Sequence
 
 import yaml
 
-from schemas.dataset_format import NV_META_DIR, SHARDS_DIR, SPLIT, ShardEntry
 from pipelines.dataset_io import DatasetLocation
+from schemas.dataset_format import NV_META_DIR, SHARDS_DIR, SPLIT, ShardEntry
 
 INFO_FILE = ".info.json"
 SPLIT_FILE = "split.yaml"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipelines.dataset_io import DatasetLocation, as_location
 from schemas import from_json, to_json
 from schemas.dataset_format import MANIFEST_FILE, Manifest
-from pipelines.dataset_io import DatasetLocation, as_location
 
 
 def write_manifest(out: str | Path | DatasetLocation, manifest: Manifest) -> None:

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from schemas import from_json
-from schemas.dataset_format import SAMPLE_JSON
-from schemas.dialogue import MEMORY_TYPES, ContentPart, Message, Sample, Turn
 from pipelines.catalog import query
 from pipelines.dataset_io import DatasetLocation, as_location
 from pipelines.manifest import read_manifest
 from pipelines.shard_index import SampleReader
+from schemas import from_json
+from schemas.dataset_format import SAMPLE_JSON
+from schemas.dialogue import MEMORY_TYPES, ContentPart, Message, Sample, Turn
 
 MIME_TYPES = {"jpg": "image/jpeg", "png": "image/png", "mp4": "video/mp4", "flac": "audio/flac"}
 
@@ -60,15 +60,15 @@ def _message_text(message: Message) -> str:
 
 def render_sample_text(view: SampleView) -> str:
     s = view.sample
-    lines = [f"sample {s.key}  shard {view.shard}  dialogue {s.dialogue.dialogue_id}  "
-             f"turns {len(s.dialogue.turns)}  media {len(s.dialogue.media)}  tokens {s.tokens.total}"]
+    lines = [(f"sample {s.key}  shard {view.shard}  dialogue {s.dialogue.dialogue_id}  "
+              f"turns {len(s.dialogue.turns)}  media {len(s.dialogue.media)}  tokens {s.tokens.total}")]
     for t in s.dialogue.turns:
         lines.append(f"turn {t.index} [{t.question_type}]" + (f"  {_memory_line(t)}" if t.memory_refs else ""))
         lines.append(f"  user:      {_message_text(t.user)}")
         lines.append(f"  assistant: {_message_text(t.assistant)}")
-    lines.append("verdicts: " + ("; ".join(
-        f"{v.filter} {'passed' if v.passed else 'FAILED'}" + (f" ({v.reason})" if v.reason else "")
-        + (f" score={v.score:g}" if v.score is not None else "") for v in s.verdicts) or "none"))
+    verdicts = [f"{v.filter} {'passed' if v.passed else 'FAILED'}" + (f" ({v.reason})" if v.reason else "")
+                + (f" score={v.score:g}" if v.score is not None else "") for v in s.verdicts]
+    lines.append("verdicts: " + ("; ".join(verdicts) or "none"))
     lin = s.lineage
     for src in lin.sources:
         lines.append(f"source: {src.uri} [{src.start_s:g}s-{src.end_s:g}s] sha256 {src.sha256[:12]}")
@@ -239,9 +239,10 @@ def _hist(groups: dict[str, list[float]], title: str, xlabel: str) -> str:
 
 def report_data(dataset: str | Path | DatasetLocation) -> dict[str, list[dict]]:
     """The numbers behind each plot of the report, straight from the catalog."""
-    q = lambda sql: query(dataset, sql).to_pylist()  # noqa: E731
+    q = lambda sql: query(dataset, sql).to_pylist()
     return {
-        "turns_per_dialogue": q("SELECT num_turns, count(*) AS dialogues FROM samples WHERE kept GROUP BY 1 ORDER BY 1"),
+        "turns_per_dialogue": q("SELECT num_turns, count(*) AS dialogues FROM samples WHERE kept "
+                                "GROUP BY 1 ORDER BY 1"),
         "question_types": q("SELECT t.question_type, count(*) AS turns FROM turns t JOIN samples s USING (key) "
                             "WHERE s.kept GROUP BY 1 ORDER BY 2 DESC, 1"),
         "memory_distances": q("SELECT t.memory_distance, count(*) AS turns FROM turns t JOIN samples s USING (key) "

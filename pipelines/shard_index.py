@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import pyarrow.parquet as pq
 
+from pipelines.dataset_io import DatasetLocation, as_location
 from schemas.catalog_tables import SHARD_INDEX
 from schemas.dataset_format import SHARDS_DIR, shard_index_name, split_member
 from schemas.validation import SchemaError
-from pipelines.dataset_io import DatasetLocation, as_location
 
 
 @dataclass(slots=True, frozen=True)
@@ -90,7 +91,8 @@ class SampleReader:
     def __contains__(self, key: str) -> bool:
         return key in self._where
 
-    def keys(self) -> list[str]:
+    def keys_in_order(self) -> list[str]:
+        """Every indexed key, in shard order and in order within each shard."""
         return list(self._where)
 
     def shard_of(self, key: str) -> str:

@@ -8,20 +8,29 @@ import tarfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.dataset_io import DatasetLocation, as_location
+from pipelines.energon_meta import sample_offsets_name, write_sample_offsets
 from schemas import to_json
 from schemas.catalog_tables import SHARD_INDEX
 from schemas.config import ShardConfig
-from schemas.dataset_format import (SAMPLE_JSON, SHARDS_DIR, SPLIT, ShardEntry, check_key, member_name,
-                                    shard_index_name, shard_name, split_member)
+from schemas.dataset_format import (
+    SAMPLE_JSON,
+    SHARDS_DIR,
+    SPLIT,
+    ShardEntry,
+    check_key,
+    member_name,
+    shard_index_name,
+    shard_name,
+    split_member,
+)
 from schemas.dialogue import CuratedSample, Sample
 from schemas.validation import SchemaError
-from pipelines.dataset_io import DatasetLocation, as_location
-from pipelines.energon_meta import sample_offsets_name, write_sample_offsets
 
 BLOCK = 512
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
@@ -169,7 +178,8 @@ class ShardWriter:
         for suffix in sorted(parts):
             name = member_name(key, suffix)
             split_member(name)
-            members.append(_Member(name, len(parts[suffix]), parts[suffix], None, _tar_header(name, len(parts[suffix]))))
+            data = parts[suffix]
+            members.append(_Member(name, len(data), data, None, _tar_header(name, len(data))))
         return self._append(key, members)
 
     def _append(self, key: str, members: list[_Member]) -> str:
@@ -289,7 +299,7 @@ class ShardWriter:
         self._out = None
         self._closed = True
 
-    def __enter__(self) -> ShardWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -8,15 +8,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from schemas.catalog_tables import SCHEMAS
-from schemas.config import ShardConfig
-from schemas.dataset_format import CATALOG_DIR, MANIFEST_FILE, SCHEMA_VERSION, Manifest
 from pipelines.catalog import fill_storage_columns, query, write_catalog
 from pipelines.dataset_io import DatasetLocation, as_location
 from pipelines.energon_meta import write_energon_meta
 from pipelines.manifest import read_manifest, write_manifest
 from pipelines.shard_index import SampleReader
 from pipelines.shard_writer import ShardWriter, prune_shards
+from schemas.catalog_tables import SCHEMAS
+from schemas.config import ShardConfig
+from schemas.dataset_format import CATALOG_DIR, MANIFEST_FILE, SCHEMA_VERSION, Manifest
 
 
 def select_keys(dataset: str | Path | DatasetLocation, where: str) -> set[str]:
@@ -43,7 +43,7 @@ def subset_dataset(src: str | Path | DatasetLocation, where: str, out: str | Pat
     with ShardWriter(target, cfg) as writer:
         for entry in manifest.shards:
             reader = SampleReader(source, shards=[entry.name])
-            for key in reader.keys():
+            for key in reader.keys_in_order():
                 if key in keys:
                     writer.add_raw(key, reader.read(key))
     entries = writer.entries

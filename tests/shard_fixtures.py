@@ -8,8 +8,20 @@ from pathlib import Path
 from PIL import Image
 
 from schemas.config import ShardConfig
-from schemas.dialogue import (ContentPart, CuratedSample, Dialogue, Lineage, MediaItem, MemoryRef, Message, Sample,
-                              SourceSpan, TokenEstimate, Turn, Verdict)
+from schemas.dialogue import (
+    ContentPart,
+    CuratedSample,
+    Dialogue,
+    Lineage,
+    MediaItem,
+    MemoryRef,
+    Message,
+    Sample,
+    SourceSpan,
+    TokenEstimate,
+    Turn,
+    Verdict,
+)
 from schemas.media import QuarantineRecord
 
 SHA = "ab" * 32

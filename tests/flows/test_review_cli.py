@@ -5,10 +5,10 @@ import io
 import json
 
 import pytest
+from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
 from flows.cli import main
 from pipelines.dataset_writer import write_dataset
-from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,12 @@ import shutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
-from schemas.catalog_tables import SCHEMAS
-from schemas.dataset_format import CATALOG_TABLES
 from pipelines.catalog import ReadOnlyCatalogError, query
 from pipelines.dataset_writer import write_dataset
-from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
+from schemas.catalog_tables import SCHEMAS
+from schemas.dataset_format import CATALOG_TABLES
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import subprocess
 
 import pytest
 from PIL import Image
+from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
 from pipelines.catalog import query
 from pipelines.dataset_writer import write_dataset
 from pipelines.review_render import load_sample_view, render_report, render_sample_html, render_sample_text
-from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
 
 @pytest.fixture(scope="module")

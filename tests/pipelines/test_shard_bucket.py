@@ -1,16 +1,17 @@
 """A dataset written to and read from an S3 bucket (moto's S3 server on 127.0.0.1) through fsspec."""
 
 import json
+from pathlib import Path
 
 import fsspec
 import pytest
+from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
 from pipelines.catalog import query
 from pipelines.dataset_validate import validate_dataset
 from pipelines.dataset_writer import write_dataset
 from pipelines.manifest import read_manifest
 from pipelines.shard_index import SampleReader
-from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def test_dataset_round_trip_through_an_s3_bucket(s3_bucket, tmp_path):
     assert query(url, "SELECT count(*) AS n FROM samples WHERE kept").to_pylist() == [{"n": len(kept)}]
     got = SampleReader(url).read(kept[-1].sample.key)
     assert json.loads(got["json"])["key"] == kept[-1].sample.key
-    assert got["m01.mp4"] == open(media["video"], "rb").read()
+    assert got["m01.mp4"] == Path(media["video"]).read_bytes()
     with fs.open(f"corpus/runs/ds1/shards/{manifest.shards[0].name}", "rb") as f:
         tar_head = f.read(512)
     assert tar_head.startswith(f"{kept[0].sample.key}.json".encode())

@@ -2,11 +2,13 @@
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import pytest
+from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
 from pipelines.dataset_writer import write_dataset
-from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +21,16 @@ def dataset(tmp_path_factory):
 
 
 def test_megatron_energon_reads_every_sample(dataset):
-    from megatron.energon import (Cooker, DefaultTaskEncoder, Sample, WorkerConfig, basic_sample_keys, get_loader,
-                                  get_val_dataset, stateless)
+    from megatron.energon import (
+        Cooker,
+        DefaultTaskEncoder,
+        Sample,
+        WorkerConfig,
+        basic_sample_keys,
+        get_loader,
+        get_val_dataset,
+        stateless,
+    )
 
     root, kept = dataset
 
@@ -35,7 +45,7 @@ def test_megatron_energon_reads_every_sample(dataset):
                               member_sizes={k: len(v) for k, v in raw.items() if not k.startswith("__")})
 
     class RawDialogues(DefaultTaskEncoder):
-        cookers = [Cooker(cook)]
+        cookers: ClassVar[list] = [Cooker(cook)]
         decoder = None  # keep members as bytes; decoding is the trainer's business
 
     ds = get_val_dataset(str(root), split_part="train", batch_size=None, task_encoder=RawDialogues(),
@@ -45,7 +55,7 @@ def test_megatron_energon_reads_every_sample(dataset):
     for c in kept:
         got = seen[c.sample.key]
         assert got.record["key"] == c.sample.key
-        assert got.member_sizes["m01.mp4"] == len(open(c.files["m01.mp4"], "rb").read())
+        assert got.member_sizes["m01.mp4"] == Path(c.files["m01.mp4"]).stat().st_size
         assert set(got.member_sizes) == {"json", *c.files}
 
 
@@ -60,4 +70,4 @@ def test_ray_data_read_webdataset_reads_every_sample(dataset, ray_local):
     by_key = {r["__key__"]: r for r in rows}
     first = kept[0]
     assert json.loads(by_key[first.sample.key]["json"])["key"] == first.sample.key
-    assert by_key[first.sample.key]["m00.jpg"] == open(first.files["m00.jpg"], "rb").read()
+    assert by_key[first.sample.key]["m00.jpg"] == Path(first.files["m00.jpg"]).read_bytes()

@@ -4,19 +4,20 @@ import io
 import json
 import os
 import tarfile
+from pathlib import Path
 
 import pytest
 import webdataset as wds
+from shard_fixtures import QUARANTINE, make_curated, make_media, make_samples, small_shards
 
+from pipelines.dataset_writer import write_dataset
+from pipelines.manifest import read_manifest
+from pipelines.shard_index import SampleReader, iter_tar_members, iter_tar_samples, read_index
+from pipelines.shard_writer import ShardWriter, sha256_file
 from schemas import SchemaError, from_json
 from schemas.config import ShardConfig
 from schemas.dataset_format import shard_index_name
 from schemas.dialogue import CuratedSample, Sample
-from pipelines.manifest import read_manifest
-from pipelines.dataset_writer import write_dataset
-from pipelines.shard_index import SampleReader, iter_tar_members, iter_tar_samples, read_index
-from pipelines.shard_writer import ShardWriter, sha256_file
-from shard_fixtures import QUARANTINE, make_curated, make_media, make_samples, small_shards
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +82,10 @@ def test_a_failed_write_leaves_no_partial_shard_under_its_final_name(tmp_path, m
     good = make_curated(0, media)
     broken = CuratedSample(sample=make_curated(1, media).sample,
                            files={**good.files, "m01.mp4": str(tmp_path / "gone.mp4")})
-    with pytest.raises(FileNotFoundError):
-        with ShardWriter(str(tmp_path), ShardConfig(max_bytes=10**9, max_samples=10)) as w:
-            w.add(good)
-            w.add(broken)
+    with pytest.raises(FileNotFoundError), ShardWriter(str(tmp_path), ShardConfig(max_bytes=10**9,
+                                                                                  max_samples=10)) as w:
+        w.add(good)
+        w.add(broken)
     assert os.listdir(tmp_path / "shards") == []
 
 
@@ -115,7 +116,7 @@ def test_index_offsets_point_at_member_bytes(tmp_path, media):
     reader = SampleReader(str(tmp_path))
     sample = reader.read("s00002")
     assert json.loads(sample["json"])["key"] == "s00002"
-    assert sample["m02.flac"] == open(media["audio"], "rb").read()
+    assert sample["m02.flac"] == Path(media["audio"]).read_bytes()
 
 
 def test_writer_refuses_rejected_duplicate_badly_keyed_and_incomplete_samples(tmp_path, media):

@@ -1,6 +1,7 @@
 """review subset: a SQL-selected subset becomes a valid dataset whose members are the source's bytes."""
 
 import pytest
+from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
 from pipelines.catalog import query
 from pipelines.dataset_validate import validate_dataset
@@ -8,7 +9,6 @@ from pipelines.dataset_writer import write_dataset
 from pipelines.manifest import read_manifest
 from pipelines.shard_index import SampleReader
 from pipelines.subset import subset_dataset
-from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_subset_copies_selected_members_byte_for_byte(source, tmp_path):
     assert read_manifest(out) == manifest
     assert validate_dataset(out) == []
     src, dst = SampleReader(source), SampleReader(out)
-    assert sorted(dst.keys()) == expected
+    assert sorted(dst.keys_in_order()) == expected
     for key in expected:
         assert dst.read(key) == src.read(key)
     assert query(out, "SELECT count(*) AS n FROM turns").to_pylist() == [{"n": 15}]
@@ -40,7 +40,7 @@ def test_subset_copies_selected_members_byte_for_byte(source, tmp_path):
 
 def test_subset_never_takes_rejected_samples(source, tmp_path):
     manifest = subset_dataset(source, "num_turns = 3 OR NOT kept", tmp_path / "three")
-    assert sorted(SampleReader(tmp_path / "three").keys()) == ["s00000", "s00006"]
+    assert sorted(SampleReader(tmp_path / "three").keys_in_order()) == ["s00000", "s00006"]
     assert manifest.counts["samples"] == 2
 
 

@@ -5,10 +5,10 @@ import shutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
 from pipelines.dataset_validate import validate_dataset
 from pipelines.dataset_writer import write_dataset
-from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
 
 @pytest.fixture(scope="module")
