@@ -23,6 +23,9 @@ MAX_STATEMENTS = 10
 RECALL_WEIGHTS = {1: 0.7, 2: 0.2, 3: 0.1}
 """How many earlier media items a memory_media question asks about."""
 
+FAR_DISTANCE = 8
+"""A dialogue longer than this ends on a memory question reaching at least this far back."""
+
 
 @dataclass(kw_only=True, slots=True, frozen=True)
 class PlannedMedia:
@@ -142,13 +145,15 @@ def _plan_turns(length: int, pool: list[str], cfg: DialogueConfig, rng: random.R
     mix = dict(cfg.question_mix)
     media_turns: list[int] = []
     statement_turns: list[int] = []
-    recalled_statements: set[int] = set()
     next_media = 0
     drafts: list[dict] = []
+    # a long dialogue keeps one early turn free for the statement its final turn may need to recall
+    reserved = max(0, length - 1 - k) if length > FAR_DISTANCE and k >= FAR_DISTANCE else None
     for t in range(length):
         in_reach = [m for m in media_turns if t - m <= k]
         free_for_statement = [s for s in range(max(0, t - k), t)
-                              if s not in statement_turns and len(statement_turns) < MAX_STATEMENTS]
+                              if s not in statement_turns and (s != reserved or t == length - 1)
+                              and len(statement_turns) < MAX_STATEMENTS - (reserved is not None and t < length - 1)]
         feasible = {"no_context"}
         if next_media < len(pool):
             feasible.add("current_media")
@@ -161,7 +166,16 @@ def _plan_turns(length: int, pool: list[str], cfg: DialogueConfig, rng: random.R
         qtype = _weighted_choice(rng, mix, feasible) or "no_context"
         draft = {"index": t, "question_type": qtype, "media_clip_id": None,
                  "recall_media_turns": [], "recall_statement_turns": []}
-        if qtype == "current_media":
+        far = _far_recall(t, length, drafts, media_turns, free_for_statement, mix, k)
+        if far is not None:
+            qtype, kind_of_turn, ref = far
+            draft["question_type"] = qtype
+            if kind_of_turn == "media":
+                draft["recall_media_turns"] = [ref]
+            else:
+                statement_turns.append(ref)
+                draft["recall_statement_turns"] = [ref]
+        elif qtype == "current_media":
             draft["media_clip_id"] = pool[next_media]
             next_media += 1
             media_turns.append(t)
@@ -171,12 +185,33 @@ def _plan_turns(length: int, pool: list[str], cfg: DialogueConfig, rng: random.R
         elif qtype in ("memory_text", "memory_mixed"):
             s = rng.choice(free_for_statement)
             statement_turns.append(s)
-            recalled_statements.add(s)
             draft["recall_statement_turns"] = [s]
             if qtype == "memory_mixed":
                 draft["recall_media_turns"] = [rng.choice(in_reach)]
         drafts.append(draft)
     return [PlannedTurn(plants_statement=d["index"] in statement_turns, **d) for d in drafts]
+
+
+def _far_recall(t: int, length: int, drafts: list[dict], media_turns: list[int], free_for_statement: list[int],
+                mix: dict[str, float], k: int) -> tuple[str, str, int] | None:
+    """For a long dialogue's final turn, a recall at least FAR_DISTANCE back when none reached that far yet.
+
+    MMMB-style evaluation scores the final turn, and accuracy is reported by distance, so long dialogues
+    must end on a far memory question; returns (question type, "media" or "statement", recalled turn).
+    """
+    if t != length - 1 or length <= FAR_DISTANCE or k < FAR_DISTANCE:
+        return None
+    reached = max((d["index"] - r for d in drafts for r in (*d["recall_media_turns"], *d["recall_statement_turns"])),
+                  default=0)
+    if reached >= FAR_DISTANCE:
+        return None
+    far_media = [m for m in media_turns if FAR_DISTANCE <= t - m <= k]
+    if far_media and mix.get("memory_media", 0) > 0:
+        return "memory_media", "media", far_media[0]
+    far_statements = [s for s in free_for_statement if t - s >= FAR_DISTANCE]
+    if far_statements and mix.get("memory_text", 0) > 0:
+        return "memory_text", "statement", far_statements[0]
+    return None
 
 
 def plan_dialogues(clips: list[AnnotatedClip], cfg: DialogueConfig, seed: int) -> list[DialoguePlan]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from curators.dialogue_plan import PLANNER_VERSION
 from curators.dialogue_write import WrittenDialogue
+from curators.tiling import tile_count
 from schemas.config import DecodeConfig
 from schemas.dataset_format import SCHEMA_VERSION, check_key
 from schemas.dialogue import CuratedSample, Dialogue, Lineage, Sample, SourceSpan, TokenEstimate
@@ -58,20 +59,10 @@ def qwen_text_tokens(text: str) -> int:
 
 
 def image_tiles(width: int | None, height: int | None, decode: DecodeConfig) -> int:
-    """Tiles of the dynamic tiling: the grid closest to the image's aspect, plus a thumbnail when split."""
+    """Tiles of the dynamic tiling (grid plus thumbnail); one tile when the size is unknown."""
     if not width or not height:
         return 1
-    aspect = width / height
-    grids = sorted({(i, j) for n in range(1, decode.max_tiles + 1) for i in range(1, n + 1) for j in range(1, n + 1)
-                    if i * j <= decode.max_tiles}, key=lambda g: g[0] * g[1])
-    best, best_diff = (1, 1), float("inf")
-    area = width * height
-    for cols, rows in grids:
-        diff = abs(aspect - cols / rows)
-        if diff < best_diff or (diff == best_diff and area > 0.5 * decode.tile_size ** 2 * cols * rows):
-            best, best_diff = (cols, rows), diff
-    blocks = best[0] * best[1]
-    return blocks + 1 if blocks > 1 else 1
+    return tile_count(width, height, decode.tile_size, decode.max_tiles)
 
 
 def media_tiles(clip: AnnotatedClip, decode: DecodeConfig) -> int:

@@ -168,11 +168,11 @@ def speak_checked(text: str, speaker, asr: RoundTripAsr, cfg: SpeechConfig, rng:
         audio = speaker.render(text, order[attempt % len(order)])
         heard = asr.transcribe(audio.samples)
         spoken = SpokenTurn(audio, heard, word_error_rate(text, heard), attempt + 1)
-        if best is None or spoken.wer < best.wer:
-            best = replace(spoken, renders=attempt + 1)
         if spoken.wer <= cfg.max_wer:
-            return replace(spoken, renders=attempt + 1)
-    return best
+            return spoken
+        if best is None or spoken.wer < best.wer:
+            best = spoken
+    return replace(best, renders=cfg.max_renders)
 
 
 def speak_sample(curated: CuratedSample, speaker, asr: RoundTripAsr, cfg: SpeechConfig, out_dir: str | Path,

@@ -6,13 +6,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-PHRASEBOOK_VERSION = "1"
+PHRASEBOOK_VERSION = "2"
 
 
 @dataclass(frozen=True, slots=True)
 class KindPhrases:
     ask_current: tuple[str, ...]
-    """About the media shown in this turn; ``{noun}`` names it, ``{span}`` a time span when the fact has one."""
+    """About the media shown in this turn; ``{noun}`` names it, ``{span}`` and ``{at}`` the fact's time when known."""
     ask_memory: tuple[str, ...]
     """About earlier media; ``{ref}`` says which one."""
     answers: tuple[str, ...]
@@ -35,16 +35,16 @@ KIND_PHRASES: dict[str, KindPhrases] = {
     "motion": KindPhrases(
         ("How much movement is there in this {noun}?", "How fast do things move in this {noun}?"),
         ("How much movement was there in {ref}?", "How fast did things move in {ref}?"),
-        ("The motion {is} {a}.", "Movement-wise, {subj} {is} {a}.")),
+        ("{Subj} {is} {a}.", "Motion-wise, {subj} {is} {a}.")),
     "on_screen_text": KindPhrases(
         ("What text appears on screen?", "What does the writing in this {noun} say?",
          "Can you read the text shown in this {noun}?"),
         ("What text appeared in {ref}?", "What did the writing in {ref} say?"),
         ("{Subj} {reads} \"{a}\".", "The text {is} \"{a}\".")),
     "spoken_keyword": KindPhrases(
-        ("Name one key word spoken in this {noun}.", "What word stands out in what is said in this {noun}?"),
-        ("Which key word was spoken in {ref}?", "What word stood out in the speech of {ref}?"),
-        ("The speaker {says} \"{a}\".", "One key word {is} \"{a}\".")),
+        ("Which word is spoken{at} in this {noun}?", "What word does the speaker say{at}?"),
+        ("Which word was spoken{at} in {ref}?", "What word did the speaker say{at} in {ref}?"),
+        ("The speaker {says} \"{a}\".", "The word {is} \"{a}\".")),
     "spoken_text": KindPhrases(
         ("What does the speaker say{span}?", "What is said in this {noun}{span}?", "Can you transcribe the speech{span}?"),
         ("What was said in {ref}{span}?", "What did the speaker say in {ref}{span}?"),

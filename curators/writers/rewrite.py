@@ -23,7 +23,7 @@ SYSTEM_PROMPT = (
 
 FACT_WORDS = frozenset(
     "red orange yellow green cyan blue purple violet pink magenta brown black white grey gray gold silver beige navy "
-    "teal maroon dark dim bright static slow fast".split()) | {n.lower() for n in LANGUAGE_NAMES.values()}
+    "teal maroon dark dim medium bright static moving slow fast".split()) | {n.lower() for n in LANGUAGE_NAMES.values()}
 """Words that state a fact; a rewrite may only use those its draft already used."""
 REFERENCE_WORDS = frozenset(NUMBER_WORDS) | frozenset(ORDINALS)
 """Words that say which earlier turn a memory question means; a rewrite must keep them."""

@@ -14,6 +14,8 @@ from schemas.dialogue import ContentPart, Dialogue, MediaItem, MemoryRef, Messag
 from schemas.media import AnnotatedClip, Fact
 
 TEMPLATE_WRITER_ID = f"template-v{PHRASEBOOK_VERSION}"
+MIN_TRANSCRIPT_CONFIDENCE = 0.4
+"""Transcript facts less certain than this (exp of the mean log-probability) are not asked about."""
 
 
 @dataclass(slots=True)
@@ -110,7 +112,11 @@ class _TemplateRun:
         return any(mentions(s.text, answer) for s in self.said[after + 1:before])
 
     def _facts_of(self, clip_id: str, *, recallable_only: bool) -> list[Fact]:
-        facts = [f for f in self.clips[clip_id].facts if f.kind in KIND_PHRASES]
+        """Facts a question may be grounded on: the top colour only, transcript facts only when ASR was sure."""
+        facts = [f for f in self.clips[clip_id].facts if f.kind in KIND_PHRASES
+                 and (f.source != "transcript" or f.confidence >= MIN_TRANSCRIPT_CONFIDENCE)]
+        colours = sorted((f for f in facts if f.kind == "dominant_color"), key=lambda f: (-f.confidence, f.fact_id))
+        facts = [f for f in facts if f.kind != "dominant_color" or f is colours[0]]
         if recallable_only:
             facts = [f for f in facts if KIND_PHRASES[f.kind].recallable]
         return sorted(facts, key=lambda f: f.fact_id)
@@ -137,10 +143,14 @@ class _TemplateRun:
         noun = self.rng.choice(MEDIA_NOUNS[clip.kind])
         return noun, clip.kind
 
-    def _span(self, fact: Fact) -> str:
+    def _times(self, fact: Fact) -> dict[str, str]:
+        """``{span}`` for sentences and ``{at}`` for words, so a question names which one it means."""
+        span = at = ""
         if fact.kind == "spoken_text" and fact.start_s is not None and fact.end_s is not None:
-            return f" between {fact.start_s:.1f} and {fact.end_s:.1f} seconds"
-        return ""
+            span = f" between {fact.start_s:.1f} and {fact.end_s:.1f} seconds"
+        if fact.kind == "spoken_keyword" and fact.start_s is not None:
+            at = f" at about {fact.start_s:.1f} seconds"
+        return {"span": span, "at": at}
 
     def _answer(self, fact: Fact, turn: int, subj: str, tense: str) -> tuple[str, str]:
         key = fact_answer(fact)
@@ -153,7 +163,7 @@ class _TemplateRun:
         if fact is None:
             return None
         noun, _ = self._media_words(pt.media_clip_id, fact.kind)
-        question = self._pick(KIND_PHRASES[fact.kind].ask_current, pt.index).format(noun=noun, span=self._span(fact))
+        question = self._pick(KIND_PHRASES[fact.kind].ask_current, pt.index).format(noun=noun, **self._times(fact))
         answer, key = self._answer(fact, pt.index, "it", "present")
         return _Piece(question, answer, key, [fact.fact_id], kind=fact.kind)
 
@@ -173,7 +183,7 @@ class _TemplateRun:
         noun, _ = self._media_words(planned.clip_id, fact.kind)
         rank = sum(1 for m in self.plan.media if m.turn < media_turn and self.clips[m.clip_id].clip.kind == clip.kind)
         ref_user, ref_assistant = self._media_reference(media_turn, turn, noun, rank)
-        question = self._pick(KIND_PHRASES[fact.kind].ask_memory, turn).format(ref=ref_user, span=self._span(fact))
+        question = self._pick(KIND_PHRASES[fact.kind].ask_memory, turn).format(ref=ref_user, **self._times(fact))
         answer, key = self._answer(fact, turn, ref_assistant, "past")
         ref = MemoryRef(turn=media_turn, distance=turn - media_turn, member=planned.member,
                         start_s=fact.start_s, end_s=fact.end_s)

