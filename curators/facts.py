@@ -83,7 +83,8 @@ def visual_fact_rows(clip: Clip, visual: VisualFacts) -> list[Fact]:
 
 
 def annotate_clip(clip: Clip, transcript: Transcript | None, visual: VisualFacts | None,
-                  metadata: dict[str, str] | None = None, source_sha256: str = "") -> AnnotatedClip:
+                  metadata: dict[str, str] | None = None, source_sha256: str = "",
+                  caption: str | None = None) -> AnnotatedClip:
     """Collect every fact about a clip, in a fixed order (kind groups, then time)."""
     facts = [_fact(clip, "media_kind", clip.kind, "metadata")]
     if clip.kind != "image":
@@ -93,6 +94,8 @@ def annotate_clip(clip: Clip, transcript: Transcript | None, visual: VisualFacts
         facts.extend(transcript_facts(clip, transcript))
     if visual is not None:
         facts.extend(visual_fact_rows(clip, visual))
+    if caption:
+        facts.append(_fact(clip, "caption", caption, "caption"))
     for key in sorted(metadata or {}):
         value = " ".join(str(metadata[key]).split())
         if value:

@@ -34,7 +34,7 @@ class MediaStageResult:
     counters: dict[str, int] = field(default_factory=dict)
     """sources, accepted, quarantined, quarantined_<reason>, clips, clips_<kind>, transcribed,
     asr_segments_rejected, facts, facts_<kind>, seconds, and the busy time of each operator:
-    probe_ms, decode_ms, asr_ms, visual_ms."""
+    probe_ms, decode_ms, asr_ms, visual_ms (caption_ms, captioned, caption_errors when a captioner is on)."""
 
 
 @ray.remote(num_cpus=0.25)
@@ -85,6 +85,26 @@ class AsrActor:
         return self.transcriber.transcribe(clip), time.perf_counter() - started
 
 
+@ray.remote(num_cpus=0.5)
+class CaptionActor:
+    """Holds the configured captioner (a local VLM is loaded once)."""
+
+    def __init__(self, cfg: VisualConfig):
+        from curators.captioner import make_captioner
+
+        self.captioner = make_captioner(cfg)
+
+    def caption(self, clip: Clip) -> tuple[str | None, float]:
+        from curators.captioner import CaptionError
+
+        started = time.perf_counter()
+        try:
+            text = self.captioner.caption(clip)
+        except CaptionError:
+            text = None
+        return text, time.perf_counter() - started
+
+
 _asr_actors: dict[tuple[str, str], "ray.actor.ActorHandle"] = {}
 
 
@@ -115,6 +135,7 @@ class _AssetState:
     clips: list[Clip] = field(default_factory=list)
     transcripts: dict[str, Transcript] = field(default_factory=dict)
     visuals: dict[str, VisualFacts] = field(default_factory=dict)
+    captions: dict[str, str | None] = field(default_factory=dict)
     waiting: int = 0
 
 
@@ -143,6 +164,7 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
     annotated: list[AnnotatedClip] = []
     quarantine: list[QuarantineRecord] = []
     asr = asr_actor(cfg.asr)
+    captioner = CaptionActor.remote(cfg.visual) if cfg.visual.captioner != "none" else None
     pending: dict[ray.ObjectRef, tuple[str, int, str]] = {}
     states: dict[int, _AssetState] = {}
     next_item = 0
@@ -173,7 +195,7 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
             counters["accepted"] += 1
             for clip in state.clips:
                 result = annotate_clip(clip, state.transcripts.get(clip.clip_id), state.visuals.get(clip.clip_id),
-                                       state.asset.metadata, state.asset.sha256)
+                                       state.asset.metadata, state.asset.sha256, state.captions.get(clip.clip_id))
                 annotated.append(result)
                 counters["facts"] += len(result.facts)
                 counters.update(f"facts_{fact.kind}" for fact in result.facts)
@@ -207,6 +229,9 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
                     if clip.frame_paths:
                         pending[visual_task.remote(clip, cfg.visual)] = ("visual", index, clip.clip_id)
                         state.waiting += 1
+                    if clip.frame_paths and captioner is not None:
+                        pending[captioner.caption.remote(clip)] = ("caption", index, clip.clip_id)
+                        state.waiting += 1
                 if state.waiting == 0:
                     close(index, None)
         else:
@@ -214,12 +239,17 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
                 state.transcripts[clip_id] = value
                 counters["transcribed"] += 1
                 counters["asr_segments_rejected"] += value.rejected_segments
+            elif stage == "caption":
+                state.captions[clip_id] = value
+                counters["captioned" if value else "caption_errors"] += 1
             else:
                 state.visuals[clip_id] = value
             state.waiting -= 1
             if state.waiting == 0:
                 close(index, None)
         admit()
+    if captioner is not None:
+        ray.kill(captioner)
     annotated.sort(key=lambda a: (a.clip.source_uri, a.clip.start_s, a.clip.clip_id))
     quarantine.sort(key=lambda q: (q.uri, q.stage))
     counters["seconds"] = int(round(time.monotonic() - started))
