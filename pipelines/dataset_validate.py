@@ -57,6 +57,8 @@ def _check_shard(location: DatasetLocation, entry: ShardEntry, problems: list[st
         problems.append(f"{entry.name}: listed in the manifest but missing")
         return held
     members = []
+    sample_starts: list[int] = []
+    end_of_data = 0
     with location.open(SHARDS_DIR, entry.name) as raw:
         reader = _HashingReader(raw)
         try:
@@ -69,8 +71,11 @@ def _check_shard(location: DatasetLocation, entry: ShardEntry, problems: list[st
                         referenced[m.key] = referenced_members(sample)
                     except SchemaError as exc:
                         problems.append(f"{entry.name}: {m.name} is not a valid sample record: {exc}")
+                if m.key not in held:
+                    sample_starts.append(m.header_offset)
                 held[m.key].add(m.suffix)
                 members.append((m.key, m.name, m.offset, len(m.data)))
+                end_of_data = m.offset + -(-len(m.data) // 512) * 512
         except (SchemaError, tarfile.TarError, OSError) as exc:
             problems.append(f"{entry.name}: unreadable tar: {exc}")
         reader.drain()
@@ -92,9 +97,9 @@ def _check_shard(location: DatasetLocation, entry: ShardEntry, problems: list[st
         if rows != members:
             problems.append(f"{entry.name}: member index {entry.index} does not match the tar's members")
     if location.exists(SHARDS_DIR, sample_offsets_name(entry.name)):
-        offsets = read_sample_offsets(location, entry.name)
-        if len(offsets) != entry.samples + 1:
-            problems.append(f"{entry.name}: Energon tar index has {len(offsets) - 1} samples, not {entry.samples}")
+        if read_sample_offsets(location, entry.name) != [*sample_starts, end_of_data]:
+            problems.append(f"{entry.name}: Energon tar index {sample_offsets_name(entry.name)} does not match "
+                            "the samples' positions")
     return held
 
 

@@ -24,6 +24,8 @@ class TarMember:
     offset: int
     """Offset of the member's data in the tar."""
     data: bytes
+    header_offset: int = 0
+    """Offset of the member's first header block (its pax header, when it has one)."""
 
 
 def iter_tar_members(fileobj: BinaryIO) -> Iterator[TarMember]:
@@ -38,7 +40,7 @@ def iter_tar_members(fileobj: BinaryIO) -> Iterator[TarMember]:
             key, suffix = split_member(info.name)
             f = tar.extractfile(info)
             assert f is not None
-            yield TarMember(info.name, key, suffix, info.offset_data, f.read())
+            yield TarMember(info.name, key, suffix, info.offset_data, f.read(), info.offset)
 
 
 def iter_tar_samples(fileobj: BinaryIO) -> Iterator[tuple[str, dict[str, bytes]]]:

@@ -85,3 +85,15 @@ def test_shard_missing_a_member_its_record_needs_is_caught(copy):
     assert "train-000000.tar: record s00001.json refers to missing member s00001.m02.flac" in problems
     assert "train-000000.tar: media member s00001.m02.flac is missing" in problems
     assert any("train-000000.tar: sha256" in p for p in problems)
+
+
+def test_energon_offsets_are_checked_against_the_tar(copy):
+    import struct
+
+    idx = copy / "shards" / "train-000000.tar.idx"
+    offsets = list(struct.unpack(f"<{idx.stat().st_size // 8}Q", idx.read_bytes()))
+    assert offsets[0] == 0 and len(offsets) == 4
+    offsets[1] += 512
+    idx.write_bytes(struct.pack(f"<{len(offsets)}Q", *offsets))
+    assert validate_dataset(copy) == [
+        "train-000000.tar: Energon tar index train-000000.tar.idx does not match the samples' positions"]
