@@ -96,10 +96,11 @@ def _check_shard(location: DatasetLocation, entry: ShardEntry, problems: list[st
         rows = list(zip(*(index[c].to_pylist() for c in ("key", "member", "offset", "size"))))
         if rows != members:
             problems.append(f"{entry.name}: member index {entry.index} does not match the tar's members")
-    if location.exists(SHARDS_DIR, sample_offsets_name(entry.name)):
-        if read_sample_offsets(location, entry.name) != [*sample_starts, end_of_data]:
-            problems.append(f"{entry.name}: Energon tar index {sample_offsets_name(entry.name)} does not match "
-                            "the samples' positions")
+    if not location.exists(SHARDS_DIR, sample_offsets_name(entry.name)):
+        problems.append(f"{entry.name}: Energon tar index {sample_offsets_name(entry.name)} is missing")
+    elif read_sample_offsets(location, entry.name) != [*sample_starts, end_of_data]:
+        problems.append(f"{entry.name}: Energon tar index {sample_offsets_name(entry.name)} does not match "
+                        "the samples' positions")
     return held
 
 
