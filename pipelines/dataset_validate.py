@@ -8,8 +8,10 @@ import tarfile
 from collections import defaultdict
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 
+from pipelines.catalog import query
 from pipelines.dataset_io import DatasetLocation, as_location
 from pipelines.energon_meta import INFO_FILE, read_sample_offsets, sample_offsets_name
 from pipelines.manifest import read_manifest
@@ -125,6 +127,13 @@ def _check_catalog(location: DatasetLocation, manifest: Manifest, held: dict[str
     if samples is None:
         return
     all_keys = samples["key"].to_pylist()
+    if location.exists(CATALOG_DB):
+        try:
+            viewed = query(location, "SELECT count(*) AS n FROM samples")["n"][0].as_py()
+            if viewed != len(all_keys):
+                problems.append(f"catalog: the samples view shows {viewed} rows, samples.parquet holds {len(all_keys)}")
+        except duckdb.Error as exc:
+            problems.append(f"catalog: {CATALOG_DB} views do not resolve: {exc}")
     if len(set(all_keys)) != len(all_keys):
         problems.append("catalog: samples has duplicate keys")
     kept = {k: s for k, s, ok in zip(all_keys, samples["shard"].to_pylist(), samples["kept"].to_pylist()) if ok}

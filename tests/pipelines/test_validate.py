@@ -97,3 +97,13 @@ def test_energon_offsets_are_checked_against_the_tar(copy):
     idx.write_bytes(struct.pack(f"<{len(offsets)}Q", *offsets))
     assert validate_dataset(copy) == [
         "train-000000.tar: Energon tar index train-000000.tar.idx does not match the samples' positions"]
+
+
+def test_catalog_db_whose_views_do_not_resolve_is_caught(copy):
+    import duckdb
+
+    (copy / "catalog.duckdb").unlink()
+    con = duckdb.connect(str(copy / "catalog.duckdb"))
+    con.execute("CREATE VIEW samples AS SELECT 1 AS n")
+    con.close()
+    assert validate_dataset(copy) == ["catalog: the samples view shows 1 rows, samples.parquet holds 7"]
