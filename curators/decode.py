@@ -18,7 +18,15 @@ STAGE = "decode"
 FFMPEG_DETERMINISTIC = ["-threads", "1", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact",
                         "-map_metadata", "-1"]
 JPEG_QUALITY = 90
+SHARD_MAX_SIDE = 1280
+"""Longest side of video written to shards and of sampled frames; larger sources are scaled down."""
 FFMPEG_TIMEOUT_S = 300.0
+
+
+def shard_frame_size(width: int, height: int, max_side: int = SHARD_MAX_SIDE) -> tuple[int, int]:
+    """Even frame size no larger than ``max_side`` on the longest side, keeping the aspect ratio."""
+    scale = min(1.0, max_side / max(width, height))
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 
 
 def clip_id_for(media_id: str, start_s: float, end_s: float) -> str:
@@ -128,7 +136,11 @@ def _save_frames(frames: np.ndarray, folder: Path) -> list[str]:
     paths = []
     for i, frame in enumerate(frames):
         path = folder / f"frame_{i:03d}.jpg"
-        Image.fromarray(frame).save(path, quality=JPEG_QUALITY)
+        image = Image.fromarray(frame)
+        size = shard_frame_size(image.width, image.height)
+        if max(image.size) > SHARD_MAX_SIDE:
+            image = image.resize(size, Image.BILINEAR)
+        image.save(path, quality=JPEG_QUALITY)
         paths.append(str(path))
     return paths
 
@@ -153,7 +165,8 @@ def _decode_video_clip(asset: MediaAsset, path: str, span: tuple[float, float], 
     frame_paths = _save_frames(pixels, folder)
     media = folder / "clip.mp4"
     outputs = ["-map", "0:v:0", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
-               "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-movflags", "+faststart"]
+               "-vf", "scale={}:{}".format(*shard_frame_size(pixels.shape[2], pixels.shape[1])),
+               "-movflags", "+faststart"]
     audio_path = None
     if asset.audio_codec:
         outputs += ["-map", "0:a:0", "-c:a", "aac", "-b:a", "96k", "-ac", str(min(asset.channels or 1, 2))]
@@ -165,7 +178,8 @@ def _decode_video_clip(asset: MediaAsset, path: str, span: tuple[float, float], 
     return Clip(clip_id=folder.name, media_id=asset.media_id, source_uri=asset.uri, kind="video",
                 start_s=start, end_s=end, media_path=str(media), frame_paths=frame_paths,
                 frame_times_s=[round(float(frames.frame_starts[i]), 4) for i in indices], audio_path=audio_path,
-                width=int(pixels.shape[2]), height=int(pixels.shape[1]))
+                width=shard_frame_size(pixels.shape[2], pixels.shape[1])[0],
+                height=shard_frame_size(pixels.shape[2], pixels.shape[1])[1])
 
 
 def _decode_audio_clip(asset: MediaAsset, path: str, span: tuple[float, float], cfg: DecodeConfig,

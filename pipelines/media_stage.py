@@ -15,8 +15,9 @@ from curators.sources import list_sources
 from schemas.config import AsrConfig, CurateConfig, DecodeConfig, ProbePolicy, VisualConfig
 from schemas.media import AnnotatedClip, Clip, MediaAsset, QuarantineRecord, SourceItem, Transcript, VisualFacts
 
-MAX_ASSETS_IN_FLIGHT = 8
-"""Sources between probe and annotate at once: bounds memory and work dir use whatever the corpus size."""
+ASSETS_IN_FLIGHT_PER_CPU = 2
+"""Sources between probe and annotate at once, per cluster CPU (at least 8): the window bounds memory
+and scratch space whatever the corpus size, and keeps every CPU fed."""
 MAX_CONSECUTIVE_FAILURES = 200
 """This many quarantined sources in a row means the input or the set-up is wrong: stop."""
 
@@ -70,7 +71,7 @@ def visual_task(clip: Clip, cfg: VisualConfig) -> tuple[VisualFacts, float]:
     return visual_facts(clip, cfg), time.perf_counter() - started
 
 
-# Half a CPU: the actor outlives one call (see asr_actor) and must leave room for other stages' tasks.
+# Half a CPU: the actor outlives one call (see asr_actors) and must leave room for other stages' tasks.
 @ray.remote(num_cpus=0.5)
 class AsrActor:
     """Holds one faster-whisper model for the life of the stage."""
@@ -105,27 +106,29 @@ class CaptionActor:
         return text, time.perf_counter() - started
 
 
-_asr_actors: dict[tuple[str, str], "ray.actor.ActorHandle"] = {}
+_asr_actors: dict[tuple[str, str], list] = {}
 
 
-def asr_actor(cfg: AsrConfig) -> "ray.actor.ActorHandle":
-    """The ASR actor for these settings in this Ray session, started on first use and kept for later calls
-    (a run that calls the stage batch by batch loads the model once)."""
+def asr_actors(cfg: AsrConfig) -> list:
+    """The ASR actor pool for these settings in this Ray session, started on first use and kept for later
+    calls (a run that calls the stage batch by batch loads each model once)."""
     from schemas.validation import to_json
 
     key = (ray.get_runtime_context().get_job_id(), to_json(cfg))
     if key not in _asr_actors:
         gpus = 1 if cfg.device.startswith("cuda") else 0
         # a killed or crashed actor process is restarted and its call retried, so the run goes on
-        _asr_actors[key] = AsrActor.options(num_gpus=gpus, max_restarts=3, max_task_retries=3).remote(cfg)
+        _asr_actors[key] = [AsrActor.options(num_gpus=gpus, max_restarts=3, max_task_retries=3).remote(cfg)
+                            for _ in range(cfg.actors)]
     return _asr_actors[key]
 
 
 def release_asr_actors() -> None:
     """Stop the ASR actors this process started (their models are freed)."""
     while _asr_actors:
-        _, handle = _asr_actors.popitem()
-        ray.kill(handle)
+        _, pool = _asr_actors.popitem()
+        for handle in pool:
+            ray.kill(handle)
 
 
 @dataclass(slots=True)
@@ -155,7 +158,8 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
     """
     from pipelines.ray_runtime import ensure_ray
 
-    ensure_ray(cfg.ray_address, num_cpus=2)
+    resources = ensure_ray(cfg.ray_address, num_cpus=2)
+    in_flight = max(8, int(ASSETS_IN_FLIGHT_PER_CPU * resources.get("CPU", 2)))
     started = time.monotonic()
     items = list_sources(cfg.input) if sources is None else sorted(sources, key=lambda s: s.uri)
     work = Path(cfg.work_path)
@@ -163,7 +167,8 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
     counters: Counter = Counter(sources=len(items))
     annotated: list[AnnotatedClip] = []
     quarantine: list[QuarantineRecord] = []
-    asr = asr_actor(cfg.asr)
+    asr_pool = asr_actors(cfg.asr)
+    asr_busy = [0] * len(asr_pool)
     captioner = CaptionActor.remote(cfg.visual) if cfg.visual.captioner != "none" else None
     pending: dict[ray.ObjectRef, tuple[str, int, str]] = {}
     states: dict[int, _AssetState] = {}
@@ -173,7 +178,7 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
 
     def admit() -> None:
         nonlocal next_item
-        while next_item < len(items) and len(states) < MAX_ASSETS_IN_FLIGHT:
+        while next_item < len(items) and len(states) < in_flight:
             states[next_item] = _AssetState(item=items[next_item])
             pending[probe_task.remote(items[next_item], cfg.probe, cache_dir)] = ("probe", next_item, "")
             next_item += 1
@@ -224,7 +229,9 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
                 for clip in value:
                     counters[f"clips_{clip.kind}"] += 1
                     if clip.audio_path:
-                        pending[asr.transcribe.remote(clip)] = ("asr", index, clip.clip_id)
+                        slot = asr_busy.index(min(asr_busy))  # the least busy actor
+                        asr_busy[slot] += 1
+                        pending[asr_pool[slot].transcribe.remote(clip)] = ("asr", index, f"{slot}:{clip.clip_id}")
                         state.waiting += 1
                     if clip.frame_paths:
                         pending[visual_task.remote(clip, cfg.visual)] = ("visual", index, clip.clip_id)
@@ -236,6 +243,8 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
                     close(index, None)
         else:
             if stage == "asr":
+                slot, _, clip_id = clip_id.partition(":")
+                asr_busy[int(slot)] -= 1
                 state.transcripts[clip_id] = value
                 counters["transcribed"] += 1
                 counters["asr_segments_rejected"] += value.rejected_segments

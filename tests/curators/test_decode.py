@@ -197,3 +197,14 @@ def test_content_that_fails_to_decode_is_quarantined(tmp_path: Path):
     record = decode_asset(asset, DecodeConfig(), tmp_path / "work")
     assert isinstance(record, QuarantineRecord)
     assert (record.reason, record.stage) == ("decode_error", "decode")
+
+
+def test_large_video_is_scaled_down_for_shards(tmp_path: Path):
+    from curators.decode import shard_frame_size
+
+    assert shard_frame_size(3840, 2160) == (1280, 720)
+    assert shard_frame_size(321, 241) == (320, 240)
+    asset = probe(counter_video(tmp_path / "wide.mp4", seconds=0.5, size="1600x400", audio=False))
+    [clip] = decode_asset(asset, DecodeConfig(frames_per_clip=1), tmp_path / "work")
+    info = streams(clip.media_path)["streams"][0]
+    assert (info["width"], info["height"], clip.width, clip.height) == (1280, 320, 1280, 320)
