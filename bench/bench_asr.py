@@ -54,7 +54,7 @@ def make_audio(folder: Path, files: int) -> list[Clip]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--files", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args()
     from faster_whisper import BatchedInferencePipeline, WhisperModel
