@@ -31,7 +31,7 @@ KIND_PHRASES: dict[str, KindPhrases] = {
     "brightness": KindPhrases(
         ("How would you describe the lighting in this {noun}?", "How well lit is this {noun}?"),
         ("How was the lighting in {ref}?", "How well lit was {ref}?"),
-        ("{Subj} {is} {a}.", "The lighting {is} {a}.")),
+        ("Lighting-wise, {subj} {is} {a}.", "The lighting {is} {a}.")),
     "motion": KindPhrases(
         ("How much movement is there in this {noun}?", "How fast do things move in this {noun}?"),
         ("How much movement was there in {ref}?", "How fast did things move in {ref}?"),
