@@ -1,7 +1,7 @@
 """The local LLM writer: a tiny random causal LM built here (fast) and the real SmolLM2 GGUF (slow)."""
 
 import pytest
-from dialogue_fixtures import clip_pool
+from dialogue_fixtures import build_tiny_causal_lm, clip_pool
 
 from curators.dialogue_plan import plan_dialogues
 from curators.filters import FilterContext, GroundingFilter, LeakageFilter
@@ -11,31 +11,9 @@ from curators.writers.rewrite import drafts_of, parse_rewrite, validate_rewrite
 from curators.writers.template import TemplateWriter
 from schemas.config import CurateConfig, DialogueConfig
 
-CHAT_TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}</s>{% endfor %}"
-                 "{% if add_generation_prompt %}<assistant>{% endif %}")
-
-
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
-    """A random 2-layer Llama and a byte-level BPE tokenizer trained on a few sentences, saved like any checkpoint."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny-llm")
-    tok = Tokenizer(models.BPE(unk_token=None))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(["Question: what colour was the video? Answer: it was red."] * 20, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", pad_token="<pad>")
-    fast.chat_template = CHAT_TEMPLATE
-    fast.save_pretrained(folder)
-    config = LlamaConfig(vocab_size=fast.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
-                         eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    return folder
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llm"))
 
 
 def plans_and_clips(turns=4):

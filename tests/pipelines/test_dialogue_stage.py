@@ -2,7 +2,7 @@
 
 import subprocess
 
-from dialogue_fixtures import annotated_clip
+from dialogue_fixtures import annotated_clip, build_tiny_causal_lm
 
 from curators.dialogue_plan import plan_dialogues
 from curators.dialogue_write import make_writer
@@ -48,3 +48,18 @@ def test_ray_stage_speaks_kept_samples(ray_local, tmp_path):
     assert len([v for v in sample.sample.verdicts if v.filter == "speech_wer"]) == 2
     budget = [v for v in sample.sample.verdicts if v.filter == "token_budget"]
     assert len(budget) == 1 and budget[0].score == sample.sample.tokens.total / cfg.tokens.max_sequence
+
+
+def test_ray_stage_runs_a_local_llm_writer_on_an_actor(ray_local, tmp_path):
+    model = build_tiny_causal_lm(tmp_path / "tiny-llm")
+    clips = [annotated_clip(i, ("video", "image", "audio")[i % 3]) for i in range(6)]
+    cfg = CurateConfig(input=str(tmp_path), output=str(tmp_path / "out"), seed=4,
+                       dialogue=DialogueConfig(dialogues=2, min_turns=3, max_turns=3, writer="local_llm",
+                                               writer_model=str(model), writer_batch_size=6))
+    samples = run_dialogue_stage(clips, cfg)
+    assert len(samples) == 2
+    for s in samples:
+        validation = [v for v in s.sample.verdicts if v.filter == "writer_validation"]
+        assert len(validation) == 1 and validation[0].score == 0.0  # random weights: every turn kept from the draft
+        assert s.sample.lineage.models["writer"] == "tiny-llm"
+        assert "dialogue_write.local_llm" in s.sample.lineage.operators
