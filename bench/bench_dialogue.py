@@ -15,13 +15,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from curators.dialogue_plan import plan_dialogues  # noqa: E402
-from curators.dialogue_write import TemplateDialogueWriter  # noqa: E402
-from curators.filters import FilterContext, apply_filters, default_filters  # noqa: E402
-from curators.sample_build import build_sample  # noqa: E402
-from dialogue_fixtures import clip_pool  # noqa: E402
-from schemas.config import CurateConfig, DialogueConfig  # noqa: E402
-from schemas.dialogue import ContentPart, Dialogue, Message, Turn  # noqa: E402
+from dialogue_fixtures import clip_pool
+
+from curators.dialogue_plan import plan_dialogues
+from curators.dialogue_write import TemplateDialogueWriter
+from curators.filters import FilterContext, apply_filters, default_filters
+from curators.sample_build import build_sample
+from schemas.config import CurateConfig, DialogueConfig
+from schemas.dialogue import ContentPart, Dialogue, Message, Turn
 
 
 def bare_write(plan, clips) -> Dialogue:

@@ -16,11 +16,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from curators.dialogue_plan import plan_dialogues  # noqa: E402
-from curators.dialogue_write import TemplateDialogueWriter  # noqa: E402
-from curators.speech import EspeakSpeaker, PiperSpeaker, RoundTripAsr, word_error_rate  # noqa: E402
-from dialogue_fixtures import clip_pool  # noqa: E402
-from schemas.config import DialogueConfig, SpeechConfig  # noqa: E402
+from dialogue_fixtures import clip_pool
+
+from curators.dialogue_plan import plan_dialogues
+from curators.dialogue_write import TemplateDialogueWriter
+from curators.speech import EspeakSpeaker, PiperSpeaker, RoundTripAsr, word_error_rate
+from schemas.config import DialogueConfig, SpeechConfig
 
 
 def utterances(count: int) -> list[str]:

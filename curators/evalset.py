@@ -104,12 +104,16 @@ def split_for_eval(samples: list[Sample], *, fraction: float = 0.2, seed: int = 
     all_sources = set().union(*(sample_sources(s) for s in samples)) if samples else set()
     if train_sources is None:
         eval_sources = held_out_sources(all_sources, fraction, seed)
-        is_eval = lambda src: bool(src) and src <= eval_sources  # noqa: E731
-        is_train = lambda src: not (src & eval_sources)  # noqa: E731
+        excluded = all_sources - eval_sources
     else:
-        eval_sources = all_sources - train_sources
-        is_eval = lambda src: bool(src) and not (src & train_sources)  # noqa: E731
-        is_train = lambda src: False  # noqa: E731  the training split is the other dataset
+        eval_sources, excluded = all_sources - train_sources, train_sources
+
+    def is_eval(src: set[str]) -> bool:
+        return bool(src) and not (src & excluded)
+
+    def is_train(src: set[str]) -> bool:  # with a separate training dataset, that dataset is the training split
+        return train_sources is None and not (src & eval_sources)
+
     mmmb, msib, train, dropped = [], [], [], 0
     for sample in sorted(samples, key=lambda s: s.key):
         src = sample_sources(sample)

@@ -76,9 +76,12 @@ class EspeakSpeaker:
     backend = "espeak"
     model_id = "espeak-ng:en-us"
 
+    def __init__(self, binary: str = "espeak-ng"):
+        self.binary = binary
+
     def render(self, text: str, rate: float) -> SpokenAudio:
         wpm = str(round(ESPEAK_WORDS_PER_MINUTE * rate))
-        wav_bytes = subprocess.run(["espeak-ng", "-v", "en-us", "-s", wpm, "--stdout", text], check=True,
+        wav_bytes = subprocess.run([self.binary, "-v", "en-us", "-s", wpm, "--stdout", text], check=True,
                                    capture_output=True, timeout=60).stdout
         with wave.open(io.BytesIO(wav_bytes)) as w:
             frames = w.readframes(w.getnframes())

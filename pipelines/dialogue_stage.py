@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from curators.filters.near_duplicate import dhash
 from curators.preference import PREFERENCE_VERSION, answer_pool, preference_pair
 from curators.sample_build import build_sample, estimate_tokens
 from schemas.config import CurateConfig
-from schemas.dialogue import CuratedSample
+from schemas.dialogue import CuratedSample, Verdict
 from schemas.media import AnnotatedClip
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 PLANS_PER_TASK = 8
 """Plans written and filtered by one Ray task; small enough to spread a demo corpus over two cores."""
 SAMPLES_PER_SPEECH_CALL = 4
+MAX_CONSECUTIVE_SPEECH_FAILURES = 5
+"""More failed renders than this in a row means a broken TTS set-up, not bad samples: the stage stops."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +95,21 @@ def speak_samples(samples: list[CuratedSample], clips: dict[str, AnnotatedClip],
     budget = TokenBudgetFilter(cfg.tokens)
     out_dir = Path(cfg.work_path) / "speech"
     out = []
+    consecutive_failures = 0
     for s in samples:
         if not s.kept:
             out.append(s)
             continue
-        spoken, seconds = speak_sample(s, speaker, asr, cfg.speech, out_dir, cfg.seed)
+        try:
+            spoken, seconds = speak_sample(s, speaker, asr, cfg.speech, out_dir, cfg.seed)
+            consecutive_failures = 0
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:  # one sample's render, not the run
+            consecutive_failures += 1
+            if consecutive_failures >= MAX_CONSECUTIVE_SPEECH_FAILURES:
+                raise RuntimeError(f"speech failed for {consecutive_failures} samples in a row; last: {exc}") from exc
+            failed = Verdict(filter="speech_wer", passed=False, reason=f"speech rendering failed: {exc}"[:500])
+            out.append(replace(s, sample=replace(s.sample, verdicts=[*s.sample.verdicts, failed])))
+            continue
         sample = spoken.sample
         sample = replace(sample, tokens=estimate_tokens(sample.dialogue, clips, cfg.tokens, speech_seconds=seconds),
                          verdicts=[v for v in sample.verdicts if v.filter != budget.name])

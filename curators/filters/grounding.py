@@ -22,8 +22,7 @@ class GroundingFilter(TurnFilter):
             return self.verdict(False, f"unknown fact {unknown[0]}", 0.0, turn.index)
         derived = {normalize(fact_answer(context.facts[f])) for f in turn.fact_ids}
         spans = [r.text for r in turn.memory_refs if r.text]
-        grounded = 0
-        for part in parts:
+        for grounded, part in enumerate(parts):
             if not mentions(turn.assistant.text, part):
                 return self.verdict(False, f"answer lacks its key {part!r}", grounded / len(parts), turn.index)
             from_fact = normalize(part) in derived
@@ -32,5 +31,4 @@ class GroundingFilter(TurnFilter):
             if not (from_fact or from_text or from_table):
                 return self.verdict(False, f"key {part!r} not derived from the grounding", grounded / len(parts),
                                     turn.index)
-            grounded += 1
         return self.verdict(True, "", 1.0, turn.index)

@@ -7,14 +7,16 @@ from curators.writers.grounding import normalize
 from schemas.dialogue import Sample, Verdict
 
 STOPWORDS: dict[str, frozenset[str]] = {
-    "en": frozenset("the a an and or of to in on at is was were are be it this that what which who how did do does "
-                    "you your i my me with for from about there here not".split()),
-    "de": frozenset("der die das und oder ist war sind ein eine zu im mit von auf nicht ich du sie es was wie wer "
-                    "dem den des für".split()),
-    "fr": frozenset("le la les et ou est était sont un une des du de en dans avec pour pas je tu il elle que qui "
-                    "quoi comment".split()),
-    "es": frozenset("el la los las y o es era son un una unos de del en con para por no yo tu que qué quién "
-                    "cómo".split()),
+    "en": frozenset(("the", "a", "an", "and", "or", "of", "to", "in", "on", "at", "is", "was", "were", "are", "be",
+                     "it", "this", "that", "what", "which", "who", "how", "did", "do", "does", "you", "your", "i",
+                     "my", "me", "with", "for", "from", "about", "there", "here", "not")),
+    "de": frozenset(("der", "die", "das", "und", "oder", "ist", "war", "sind", "ein", "eine", "zu", "im", "mit",
+                     "von", "auf", "nicht", "ich", "du", "sie", "es", "was", "wie", "wer", "dem", "den", "des",
+                     "für")),
+    "fr": frozenset(("le", "la", "les", "et", "ou", "est", "était", "sont", "un", "une", "des", "du", "de", "en",
+                     "dans", "avec", "pour", "pas", "je", "tu", "il", "elle", "que", "qui", "quoi", "comment")),
+    "es": frozenset(("el", "la", "los", "las", "y", "o", "es", "era", "son", "un", "una", "unos", "de", "del", "en",
+                     "con", "para", "por", "no", "yo", "tu", "que", "qué", "quién", "cómo")),
 }
 MIN_WORDS = 6
 """Shorter texts carry too few stopwords to tell a language."""

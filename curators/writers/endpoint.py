@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -114,7 +113,7 @@ class EndpointWriter:
                 if exc.code not in RETRYABLE_STATUS:
                     return None
                 retry_after = exc.headers.get("Retry-After") if exc.headers else None
-            except (TimeoutError, socket.timeout, urllib.error.URLError, ConnectionError) as exc:
+            except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
                 problem, retry_after = f"{type(exc).__name__}: {exc}", None
             except (KeyError, IndexError, TypeError, json.JSONDecodeError):
                 problem, retry_after = "malformed response", None

@@ -7,9 +7,20 @@ from dataclasses import dataclass, field
 
 from curators.dialogue_plan import DialoguePlan, PlannedTurn
 from curators.writers.grounding import ANSWER_SEPARATOR, fact_answer, mentions, number_word
-from curators.writers.phrasebook import (GENERAL_KNOWLEDGE, KIND_PHRASES, MEDIA_NOUNS, MULTI_OPENERS, NEUTRAL_NOUN,
-                                         ORDINALS, PHRASEBOOK_VERSION, REFERENCES, STATEMENT_LEADS, STATEMENT_SLOTS,
-                                         TENSES, phrasebook_hash)
+from curators.writers.phrasebook import (
+    GENERAL_KNOWLEDGE,
+    KIND_PHRASES,
+    MEDIA_NOUNS,
+    MULTI_OPENERS,
+    NEUTRAL_NOUN,
+    ORDINALS,
+    PHRASEBOOK_VERSION,
+    REFERENCES,
+    STATEMENT_LEADS,
+    STATEMENT_SLOTS,
+    TENSES,
+    phrasebook_hash,
+)
 from schemas.dialogue import ContentPart, Dialogue, MediaItem, MemoryRef, Message, Turn
 from schemas.media import AnnotatedClip, Fact
 

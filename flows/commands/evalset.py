@@ -63,8 +63,7 @@ def run_export(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name, items in (("mmmb", splits.mmmb), ("msib", splits.msib)):
         with open(out / SPLIT_FILES[name], "w") as f:
-            for item in items:
-                f.write(json.dumps(to_dict(item), sort_keys=True) + "\n")
+            f.writelines(json.dumps(to_dict(item), sort_keys=True) + "\n" for item in items)
     if train_sources is None:
         (out / TRAIN_KEYS_FILE).write_text("".join(f"{k}\n" for k in splits.train_keys))
     summary = {"dataset": args.dataset, "train": args.train, "seed": args.seed, "fraction": args.fraction,

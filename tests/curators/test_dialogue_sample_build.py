@@ -63,7 +63,7 @@ def test_keys_lineage_and_files():
     clips = {c.clip.clip_id: c for c in (annotated_clip(i, k) for i, k in enumerate(("video", "image", "audio") * 3))}
     plan = plan_dialogues(list(clips.values()), DialogueConfig(dialogues=1, min_turns=8, max_turns=8), 9)[0]
     written = TemplateDialogueWriter().write(plan, clips)
-    kwargs = dict(config_hash="cfg1", decode=DecodeConfig(), accounting=TokenAccounting())
+    kwargs = {"config_hash": "cfg1", "decode": DecodeConfig(), "accounting": TokenAccounting()}
     a = build_sample(written, clips, seed=9, **kwargs)
     assert a == build_sample(written, clips, seed=9, **kwargs)
     assert a.sample.key != build_sample(written, clips, seed=10, **kwargs).sample.key

@@ -1,5 +1,6 @@
 """The template writer: all five question types, grounded answers, varied phrasing, deterministic text."""
 
+import itertools
 from collections import Counter
 
 from dialogue_fixtures import clip_pool
@@ -57,7 +58,7 @@ def test_no_two_adjacent_turns_read_alike():
     _, dialogues = written()
     for w in dialogues:
         turns = w.dialogue.turns
-        for a, b in zip(turns, turns[1:]):
+        for a, b in itertools.pairwise(turns):
             assert a.user.text != b.user.text
             assert a.assistant.text != b.assistant.text
 

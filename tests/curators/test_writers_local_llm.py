@@ -11,6 +11,7 @@ from curators.writers.rewrite import drafts_of, parse_rewrite, validate_rewrite
 from curators.writers.template import TemplateWriter
 from schemas.config import CurateConfig, DialogueConfig
 
+
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
     return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llm"))

@@ -63,3 +63,22 @@ def test_ray_stage_runs_a_local_llm_writer_on_an_actor(ray_local, tmp_path):
         assert len(validation) == 1 and validation[0].score == 0.0  # random weights: every turn kept from the draft
         assert s.sample.lineage.models["writer"] == "tiny-llm"
         assert "dialogue_write.local_llm" in s.sample.lineage.operators
+
+
+def test_failed_renders_are_verdicts_until_too_many_in_a_row(tmp_path):
+    import pytest
+
+    from curators.speech import EspeakSpeaker
+    from pipelines.dialogue_stage import MAX_CONSECUTIVE_SPEECH_FAILURES, speak_samples
+
+    clips = [annotated_clip(i, ("video", "image", "audio")[i % 3]) for i in range(18)]
+    by_id = {c.clip.clip_id: c for c in clips}
+    cfg = CurateConfig(input=str(tmp_path), output=str(tmp_path / "out"),
+                       dialogue=DialogueConfig(dialogues=MAX_CONSECUTIVE_SPEECH_FAILURES + 1, max_turns=4))
+    samples = curate_plans(plan_dialogues(clips, cfg.dialogue, 0), by_id, cfg, make_writer(cfg.dialogue))
+    broken = EspeakSpeaker(binary="false")  # a TTS command that exits with an error
+    few = speak_samples(samples[:2], by_id, cfg, broken, asr=None)
+    assert [s.kept for s in few] == [False, False]
+    assert all("speech rendering failed" in s.sample.verdicts[-1].reason for s in few)
+    with pytest.raises(RuntimeError, match="in a row"):
+        speak_samples(samples, by_id, cfg, broken, asr=None)
