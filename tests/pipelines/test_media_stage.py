@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
-from media_fixtures import counter_video, truncated_copy
+from media_fixtures import counter_video, subtitles_only_mkv, tone, truncated_copy, unknown_codec_wav
 
 from curators.corpus_synth import synth_corpus
 from curators.probe import probe_source
@@ -19,18 +19,28 @@ def test_media_stage_annotates_good_files_and_quarantines_bad_ones(tmp_path: Pat
     (corpus / "empty.mp4").write_bytes(b"")
     truncated_copy(corpus / "video_00.mp4", corpus / "cut.mp4", keep=0.5)
     (corpus / "text.mp4").write_text("not a video")
+    (corpus / "notes.txt").write_text("a stray file")
+    subtitles_only_mkv(corpus / "subs.mkv")
+    unknown_codec_wav(corpus / "odd.wav")
+    counter_video(corpus / "silent.mp4", seconds=1.0, audio=False)
+    tone(corpus / "surround.m4a", seconds=1.0, channels=6, rate=48000, extra=("-c:a", "aac"))
     cfg = CurateConfig(input=str(corpus), output=str(tmp_path / "out"),
                        decode=DecodeConfig(frames_per_clip=4, clip_seconds=3.0))
     result = run_media_stage(cfg, progress=False)
 
     assert {(Path(q.uri).name, q.reason) for q in result.quarantine} == {
-        ("empty.mp4", "empty"), ("cut.mp4", "truncated"), ("text.mp4", "not_media")}
+        ("empty.mp4", "empty"), ("cut.mp4", "truncated"), ("text.mp4", "not_media"),
+        ("notes.txt", "unsupported_extension"), ("subs.mkv", "no_streams"), ("odd.wav", "unsupported_codec")}
     keys = [(a.clip.source_uri, a.clip.start_s) for a in result.clips]
     assert keys == sorted(keys)
     by_file: dict[str, list] = {}
     for annotated in result.clips:
         by_file.setdefault(Path(annotated.clip.source_uri).name, []).append(annotated)
-    assert set(by_file) == set(facts)
+    assert set(by_file) == set(facts) | {"silent.mp4", "surround.m4a"}
+    [silent] = by_file["silent.mp4"]
+    assert silent.transcript is None and silent.visual is not None
+    [surround] = by_file["surround.m4a"]
+    assert surround.transcript is not None and surround.visual is None
     video = by_file["video_00.mp4"]
     assert len(video) == 2 and video[0].clip.end_s == video[1].clip.start_s  # 3 s windows over a 3-6 s video
     truth = facts["video_00.mp4"]
@@ -45,8 +55,8 @@ def test_media_stage_annotates_good_files_and_quarantines_bad_ones(tmp_path: Pat
     audio = by_file[next(n for n in facts if n.startswith("speech"))]
     assert all(a.visual is None for a in audio) and any(f.kind == "spoken_text" for a in audio for f in a.facts)
     c = result.counters
-    assert (c["sources"], c["accepted"], c["quarantined"], c["clips"]) == (6, 3, 3, len(result.clips))
-    assert c["quarantined_truncated"] == 1 and c["transcribed"] == len(video) + len(audio)
+    assert (c["sources"], c["accepted"], c["quarantined"], c["clips"]) == (11, 5, 6, len(result.clips))
+    assert c["quarantined_truncated"] == 1 and c["transcribed"] == len(video) + len(audio) + 1
 
 
 @pytest.fixture
