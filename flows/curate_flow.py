@@ -67,26 +67,73 @@ def shard_task(cfg: CurateConfig, samples, media):
     return manifest
 
 
+@task(name="report", retries=1, retry_delay_seconds=[5])
+def report_task(cfg: CurateConfig) -> str:
+    """Render the review report (plots) beside the dataset; returns where it is."""
+    from pipelines.dataset_io import as_location
+    from pipelines.review_render import render_report
+
+    location = as_location(cfg.output)
+    location.write_bytes((REPORT_FILE,), render_report(location).encode())
+    return location.path(REPORT_FILE)
+
+
+REPORT_FILE = "report.html"
+
+
 @flow(name="curate", log_prints=True, validate_parameters=False)
 def curate_flow(config: dict, progress: bool = True) -> dict:
     """Curate the sources named in ``config`` into a dataset; returns the manifest counts."""
+    from prefect.runtime import flow_run
+
     cfg = from_dict(CurateConfig, config)
+    run_logging(str(flow_run.id))
     logger = get_run_logger()
     logger.info("curate %s -> %s (config %s, seed %d)", cfg.input, cfg.output, cfg.config_hash(), cfg.seed)
     connect_ray(cfg.ray_address)
     media = media_task(cfg, progress)
     samples = dialogue_task(cfg, media.clips)
     manifest = shard_task(cfg, samples, media)
-    _publish_summary(cfg, manifest)
+    report = report_task(cfg)
+    _publish_summary(cfg, manifest, report)
+    logger.info("dataset committed: %s (report %s)", cfg.output, report)
     return dict(manifest.counts)
 
 
-def _publish_summary(cfg: CurateConfig, manifest) -> None:
-    rows = "\n".join(f"| {k} | {v} |" for k, v in sorted(manifest.counts.items()))
+def run_logging(run_id: str) -> None:
+    """Every omnicurate log line of this process carries the flow run id."""
+    import logging
+
+    class RunIdFilter(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.run_id = run_id[:8]
+            return True
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | run %(run_id)s | %(name)s - %(message)s",
+                                           "%H:%M:%S"))
+    handler.addFilter(RunIdFilter())
+    for name in ("curators", "pipelines", "training"):
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def _publish_summary(cfg: CurateConfig, manifest, report: str) -> None:
+    from pipelines.review_render import report_data
+
+    data = report_data(cfg.output)
+    counts = "\n".join(f"| {k} | {v} |" for k, v in sorted(manifest.counts.items()))
+    reasons = "\n".join(f"| {r['reason']} | {r['files']} |" for r in data["quarantine_reasons"]) or "| none | 0 |"
+    rates = "\n".join(f"| {r['filter']} | {r['verdicts']} | {r['pass_rate']:.1%} |" for r in data["filter_pass_rates"])
     create_markdown_artifact(
         key="curate-summary",
-        markdown=f"# Curated dataset\n\n`{cfg.output}`\n\n| count | value |\n|---|---|\n{rows}\n",
-        description="Counts of the curated dataset",
+        markdown=(f"# Curated dataset\n\n`{cfg.output}` (config `{cfg.config_hash()}`, seed {cfg.seed})\n\n"
+                  f"Report with plots: `{report}`\n\n## Counts\n\n| count | value |\n|---|---|\n{counts}\n\n"
+                  f"## Quarantine reasons\n\n| reason | files |\n|---|---|\n{reasons}\n\n"
+                  f"## Filter pass rates\n\n| filter | verdicts | passed |\n|---|---|---|\n{rates}\n"),
+        description="Counts, quarantine reasons and filter pass rates of the curated dataset",
     )
 
 

@@ -92,3 +92,16 @@ def test_bad_config_field_is_named(tmp_path, capsys):
     cfg.write_text(f"input: {tmp_path}\noutput: {tmp_path / 'out'}\nshard:\n  max_samples: -1\n")
     assert main(["curate", "--config", str(cfg)]) == 2
     assert "shard.max_samples" in capsys.readouterr().err
+
+
+def test_run_leaves_a_report_and_a_prefect_artifact(curated):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    report = (curated["dataset"] / "report.html").read_text()
+    assert report.count("<img") >= 6 and "data:image/png;base64," in report
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["curate-summary"])))
+    markdown = artifacts[-1].data
+    assert "| truncated | 1 |" in markdown and "| empty | 1 |" in markdown
+    assert "Filter pass rates" in markdown and str(curated["dataset"] / "report.html") in markdown

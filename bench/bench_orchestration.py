@@ -1,0 +1,159 @@
+"""Cost of orchestration: the curate flow's wall time vs the sum of each stage's kernel run alone, and 1 vs 2 Ray nodes.
+
+Measured in one run on one synthesised corpus:
+  kernels   every curator called serially in this process (probe, decode, ASR, visual facts, facts,
+            planning + writing + filters, shard + catalog commit): no Ray, no Prefect
+  flow      the Prefect flow over a warm local Ray in this process (server start excluded, reported apart)
+  nodes     the flow as a subprocess against a Ray cluster of one node vs two nodes, one CPU each
+The last line is the orchestration overhead ratio: flow wall time / kernel sum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-prefect-"))
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+def kernel_seconds(cfg) -> dict[str, float]:
+    """Each stage's kernel alone, serially, on the same input."""
+    from curators.asr import Transcriber
+    from curators.decode import decode_asset
+    from curators.dialogue_plan import plan_dialogues
+    from curators.dialogue_write import make_writer
+    from curators.facts import annotate_clip
+    from curators.preference import answer_pool
+    from curators.probe import probe_source
+    from curators.sources import list_sources
+    from curators.visual_facts import visual_facts
+    from pipelines.dataset_writer import write_dataset
+    from pipelines.dialogue_stage import curate_batch, deduplicate
+    from schemas.media import QuarantineRecord
+
+    times: dict[str, float] = {}
+
+    def timed(name, fn, *args, **kwargs):
+        started = time.perf_counter()
+        value = fn(*args, **kwargs)
+        times[name] = times.get(name, 0.0) + time.perf_counter() - started
+        return value
+
+    work = Path(cfg.work_path)
+    assets, quarantine = [], []
+    for item in list_sources(cfg.input):
+        result = timed("probe", probe_source, item.uri, cfg.probe, metadata=item.metadata)
+        (quarantine if isinstance(result, QuarantineRecord) else assets).append(result)
+    transcriber = timed("asr", Transcriber, cfg.asr)
+    clips = []
+    for asset in assets:
+        decoded = timed("decode", decode_asset, asset, cfg.decode, work / "clips")
+        if isinstance(decoded, QuarantineRecord):
+            quarantine.append(decoded)
+            continue
+        for clip in decoded:
+            transcript = timed("asr", transcriber.transcribe, clip) if clip.audio_path else None
+            visual = timed("visual", visual_facts, clip, cfg.visual) if clip.kind != "audio" else None
+            clips.append(timed("facts", annotate_clip, clip, transcript, visual, asset.metadata, asset.sha256))
+    plans = timed("dialogues", plan_dialogues, clips, cfg.dialogue, cfg.seed)
+    by_id = {c.clip.clip_id: c for c in clips}
+    pool = timed("dialogues", answer_pool, {f.fact_id: f for c in clips for f in c.facts})
+    batch = timed("dialogues", curate_batch, plans, by_id, cfg, make_writer(cfg.dialogue), pool)
+    samples = timed("dialogues", deduplicate, batch.samples, batch.media_hashes)
+    timed("commit", write_dataset, cfg.output, samples, quarantine, shard=cfg.shard, config_hash=cfg.config_hash(),
+          seed=cfg.seed)
+    return times
+
+
+def flow_seconds(cfg) -> tuple[float, float]:
+    """(first run including Prefect's temporary server start, a second run on the warm server and Ray)."""
+    from dataclasses import replace
+
+    from flows.curate_flow import run_curate
+    from pipelines.ray_runtime import ensure_ray
+
+    ensure_ray(num_cpus=os.cpu_count())
+    started = time.perf_counter()
+    run_curate(replace(cfg, output=cfg.output + "-cold"), progress=False)
+    cold = time.perf_counter() - started
+    started = time.perf_counter()
+    run_curate(replace(cfg, output=cfg.output + "-warm"), progress=False)
+    return cold, time.perf_counter() - started
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cluster_seconds(corpus: Path, out: Path, nodes: int) -> float:
+    """Wall time of ``omnicurate curate`` against a fresh cluster of ``nodes`` one-CPU nodes."""
+    ray = str(Path(sys.executable).with_name("ray"))
+    temp_dir = tempfile.mkdtemp(prefix="bench-ray-", dir="/tmp")
+    port = _free_port()
+    env = dict(os.environ, PREFECT_HOME=tempfile.mkdtemp(prefix="bench-prefect-"))
+    base = ["--num-cpus=1", "--disable-usage-stats"]
+    subprocess.run([ray, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir}",
+                    *base], env=env, check=True, capture_output=True)
+    try:
+        for _ in range(nodes - 1):
+            subprocess.run([ray, "start", f"--address=127.0.0.1:{port}", *base], env=env, check=True,
+                           capture_output=True)
+        # the flow's own start (Prefect server, imports) is the same either way; time it apart and subtract
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "flows.cli", "curate", "--input", str(corpus), "--out", str(out),
+                        "--ray-address", f"127.0.0.1:{port}", "--no-summary"], env=env, check=True,
+                       capture_output=True)
+        return time.perf_counter() - started
+    finally:
+        import psutil
+
+        procs = [p for p in psutil.process_iter(["cmdline"]) if any(temp_dir in a for a in p.info["cmdline"] or [])]
+        for proc in procs:
+            for child in proc.children(recursive=True):
+                child.kill()
+            proc.kill()
+        psutil.wait_procs(procs, timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=int, default=4)
+    parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--audio", type=int, default=2)
+    parser.add_argument("--skip-nodes", action="store_true", help="skip the 1 vs 2 node comparison")
+    args = parser.parse_args()
+
+    from curators.corpus_synth import synth_corpus
+    from schemas.config import CurateConfig
+
+    root = Path(tempfile.mkdtemp(prefix="bench-orchestration-"))
+    corpus = root / "corpus"
+    synth_corpus(corpus, seed=0, videos=args.videos, audio=args.audio, images=args.images)
+    kernels = kernel_seconds(CurateConfig(input=str(corpus), output=str(root / "kernels")))
+    kernel_total = sum(kernels.values())
+    print("stage kernels alone (s): " + ", ".join(f"{k} {v:.2f}" for k, v in kernels.items())
+          + f"; sum {kernel_total:.2f}")
+    cold, warm = flow_seconds(CurateConfig(input=str(corpus), output=str(root / "flow")))
+    print(f"flow wall time: {warm:.2f}s warm ({cold:.2f}s for the first run, with the Prefect server start)")
+    if not args.skip_nodes:
+        one = cluster_seconds(corpus, root / "one-node", 1)
+        two = cluster_seconds(corpus, root / "two-nodes", 2)
+        print(f"cluster runs (1 CPU per node, process start included): 1 node {one:.2f}s, 2 nodes {two:.2f}s; "
+              f"throughput 2 nodes / 1 node = {one / two:.2f}x")
+    print(f"orchestration overhead: flow / kernel sum = {warm / kernel_total:.2f}x "
+          f"(target <= 1.15x; {os.cpu_count()} cores, Ray runs stages in parallel)")
+
+
+if __name__ == "__main__":
+    main()
