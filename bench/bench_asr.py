@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curators.asr import Transcriber, read_wav_mono  # noqa: E402
-from curators.corpus_synth import Speaker  # noqa: E402
-from schemas.config import AsrConfig  # noqa: E402
-from schemas.media import Clip  # noqa: E402
+from curators.asr import Transcriber, read_wav_mono
+from curators.corpus_synth import Speaker
+from schemas.config import AsrConfig
+from schemas.media import Clip
 
 SENTENCES = (
     "The train to Lisbon leaves at seven o'clock from platform nine.",

@@ -17,8 +17,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curators.decode import VideoFrames, fixed_spans, frame_indices_at, sample_times  # noqa: E402
-from schemas.config import DecodeConfig  # noqa: E402
+from curators.decode import VideoFrames, fixed_spans, frame_indices_at, sample_times
+from schemas.config import DecodeConfig
 
 
 def make_videos(folder: Path, count: int, seconds: float) -> list[Path]:

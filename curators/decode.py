@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import subprocess
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def spans_from_cuts(duration_s: float, cuts_s: list[float], clip_seconds: float,
             merged.append(b)
     merged.append(duration_s)
     spans: list[tuple[float, float]] = []
-    for start, end in zip(merged, merged[1:]):
+    for start, end in pairwise(merged):
         for s, e in fixed_spans(end - start, clip_seconds, max_clips):
             spans.append((round(start + s, 3), round(start + e, 3)))
     return spans[:max_clips]
@@ -91,7 +92,7 @@ def run_ffmpeg(args: list[str], timeout_s: float = FFMPEG_TIMEOUT_S) -> None:
     """Run ffmpeg; a failure becomes a decode_error refusal carrying ffmpeg's last message."""
     cmd = ["ffmpeg", "-v", "error", "-nostdin", "-y", *args]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise Refusal("timeout", f"ffmpeg ran past {timeout_s:g}s") from None
     if done.returncode != 0:

@@ -9,11 +9,12 @@ from schemas.media import AnnotatedClip, Clip, Fact, Transcript, VisualFacts
 
 # Words too common to be worth asking about.
 STOPWORDS = frozenset("""
-a an the and or but if then so of on in at to for from by with without into onto over under about as is are was
-were be been being am do does did done have has had having it its this that these those there here i you he she
-we they me him her us them my your his our their mine yours what which who whom whose when where why how not no
-yes all any some each every more most much many very can could will would shall should may might must just also
-too only than out up down off again once word words please remember one two yesterday today o'clock
+a an the and or but if then so of on in at to for from by with without into onto over under about as is are
+was were be been being am do does did done have has had having it its this that these those there here i you
+he she we they me him her us them my your his our their mine yours what which who whom whose when where why
+how not no yes all any some each every more most much many very can could will would shall should may might
+must just also too only than out up down off again once word words please remember one two yesterday today
+o'clock
 """.split())
 MIN_KEYWORD_LETTERS = 4
 MAX_KEYWORDS = 5

@@ -83,7 +83,8 @@ def iso_bmff_problem(path: str | Path, size: int) -> str | None:
             if box_size < 8:
                 return f"box {box_type!r} at {offset} has impossible size {box_size}"
             if offset + box_size > size:
-                return f"box {box_type.decode('latin-1')!r} at {offset} needs {box_size} bytes, file ends after {size - offset}"
+                name = box_type.decode("latin-1")
+                return f"box {name!r} at {offset} needs {box_size} bytes, file ends after {size - offset}"
             seen.add(box_type)
             offset += box_size
     if b"moov" not in seen and b"moof" not in seen:
@@ -94,7 +95,8 @@ def iso_bmff_problem(path: str | Path, size: int) -> str | None:
 @lru_cache(maxsize=1)
 def ffmpeg_decoders() -> frozenset[str]:
     """Names of the decoders this ffmpeg build has."""
-    out = subprocess.run(["ffmpeg", "-hide_banner", "-decoders"], capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run(["ffmpeg", "-hide_banner", "-decoders"], capture_output=True, text=True, check=False,
+                         timeout=30).stdout
     names = set()
     started = False
     for line in out.splitlines():
@@ -111,7 +113,7 @@ def run_ffprobe(path: str | Path, timeout_s: float) -> dict:
     """ffprobe's format and streams as JSON; raises Refusal on timeout or an unreadable file."""
     cmd = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise Refusal("timeout", f"ffprobe ran past {timeout_s:g}s") from None
     message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"ffprobe exit {done.returncode}"
@@ -252,5 +254,5 @@ def probe_source(uri: str, policy: ProbePolicy, *, metadata: dict[str, str] | No
         except OSError as exc:
             return QuarantineRecord(uri=uri, reason="unreadable", detail=f"cannot fetch: {exc}", stage=STAGE)
         return probe_file(path, policy, uri=uri, metadata=metadata)
-    path = uri[len("file://"):] if uri.startswith("file://") else uri
+    path = uri.removeprefix("file://")
     return probe_file(path, policy, uri=uri, metadata=metadata)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from itertools import pairwise
 
 import numpy as np
 
@@ -19,7 +20,7 @@ def scene_cut_times(path: str, threshold: float = SCENE_THRESHOLD) -> list[float
     cmd = ["ffmpeg", "-v", "info", "-nostdin", "-i", path, "-map", "0:v:0", "-an",
            "-vf", f"select='gt(scene,{threshold})',showinfo", "-f", "null", "-"]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=SEGMENT_TIMEOUT_S)
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=SEGMENT_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise Refusal("timeout", f"scene detection ran past {SEGMENT_TIMEOUT_S:g}s") from None
     if done.returncode != 0:
@@ -32,7 +33,7 @@ def load_audio_16k(path: str, timeout_s: float = SEGMENT_TIMEOUT_S) -> np.ndarra
     cmd = ["ffmpeg", "-v", "error", "-nostdin", "-i", path, "-map", "0:a:0", "-ac", "1", "-ar", "16000",
            "-f", "s16le", "pipe:1"]
     try:
-        done = subprocess.run(cmd, capture_output=True, timeout=timeout_s)
+        done = subprocess.run(cmd, capture_output=True, check=False, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise Refusal("timeout", f"audio extraction ran past {timeout_s:g}s") from None
     if done.returncode != 0:
@@ -50,7 +51,7 @@ def speech_regions(audio: np.ndarray, min_silence_ms: int = 500) -> list[tuple[f
 
 def pause_cut_points(regions: list[tuple[float, float]]) -> list[float]:
     """The middle of each pause between speech regions: cutting there never splits a sentence."""
-    return [round((a_end + b_start) / 2, 3) for (_, a_end), (b_start, _) in zip(regions, regions[1:])]
+    return [round((a_end + b_start) / 2, 3) for (_, a_end), (b_start, _) in pairwise(regions)]
 
 
 def speech_spans(path: str, duration_s: float, clip_seconds: float, max_clips: int) -> list[tuple[float, float]]:

@@ -30,8 +30,7 @@ def list_sources(input: str) -> list[SourceItem]:
     against the manifest's folder, other columns kept as metadata. Anything with a protocol is listed
     through fsspec.
     """
-    if input.startswith("file://"):
-        input = input[len("file://"):]
+    input = input.removeprefix("file://")
     if is_remote(input):
         if input.endswith(MANIFEST_SUFFIXES):
             return _read_manifest(input)
@@ -105,8 +104,7 @@ def _read_manifest(uri: str) -> list[SourceItem]:
         if column is None:
             raise SchemaError(f"row {number}", f"needs one of the columns {', '.join(URI_COLUMNS)}")
         target = str(row[column])
-        if target.startswith("file://"):
-            target = target[len("file://"):]
+        target = target.removeprefix("file://")
         if not is_remote(target) and not os.path.isabs(target):
             target = f"{base}/{target}" if is_remote(uri) else str(Path(base) / target)
         metadata = {k: str(v) for k, v in row.items() if k != column and v is not None and str(v) != ""}
@@ -117,20 +115,29 @@ def _read_manifest(uri: str) -> list[SourceItem]:
 def local_copy(uri: str, cache_dir: str | Path | None) -> Path:
     """A local file holding ``uri``'s bytes: the path itself, or a copy of a remote object in ``cache_dir``."""
     if not is_remote(uri):
-        return Path(uri[len("file://"):] if uri.startswith("file://") else uri)
-    import hashlib
-    import tempfile
-
+        return Path(uri.removeprefix("file://"))
     import fsspec
 
-    folder = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "omnicurate-fetch"
-    folder.mkdir(parents=True, exist_ok=True)
-    suffix = Path(uri.rsplit("/", 1)[-1]).suffix
-    target = folder / (hashlib.sha256(uri.encode()).hexdigest()[:24] + suffix)
+    target = _cache_path(uri, cache_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists():
         partial = target.with_name(target.name + ".part")
         with fsspec.open(uri, "rb") as src, open(partial, "wb") as dst:
-            for block in iter(lambda: src.read(1 << 20), b""):
-                dst.write(block)
+            dst.writelines(iter(lambda: src.read(1 << 20), b""))
         partial.replace(target)
     return target
+
+
+def _cache_path(uri: str, cache_dir: str | Path | None) -> Path:
+    import hashlib
+    import tempfile
+
+    folder = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "omnicurate-fetch"
+    suffix = Path(uri.rsplit("/", 1)[-1]).suffix
+    return folder / (hashlib.sha256(uri.encode()).hexdigest()[:24] + suffix)
+
+
+def drop_local_copy(uri: str, cache_dir: str | Path | None) -> None:
+    """Delete the fetched copy of a remote source once it is decoded (scratch space stays bounded)."""
+    if is_remote(uri):
+        _cache_path(uri, cache_dir).unlink(missing_ok=True)

@@ -7,7 +7,8 @@ from PIL import Image
 
 def candidate_grids(max_tiles: int, min_tiles: int = 1) -> list[tuple[int, int]]:
     """All (columns, rows) grids with between ``min_tiles`` and ``max_tiles`` tiles, fewest tiles first."""
-    grids = {(c, r) for c in range(1, max_tiles + 1) for r in range(1, max_tiles + 1) if min_tiles <= c * r <= max_tiles}
+    sides = range(1, max_tiles + 1)
+    grids = {(c, r) for c in sides for r in sides if min_tiles <= c * r <= max_tiles}
     return sorted(grids, key=lambda g: (g[0] * g[1], g))
 
 

@@ -85,7 +85,7 @@ def read_text(image_path: str, min_confidence: float = 60.0) -> str:
         grey.save(source)
         try:
             done = subprocess.run(["tesseract", str(source), "stdout", "--psm", "3", "tsv"],
-                                  capture_output=True, text=True, timeout=OCR_TIMEOUT_S)
+                                  capture_output=True, text=True, check=False, timeout=OCR_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             return ""
     if done.returncode != 0:

@@ -59,10 +59,11 @@ class IsolatedDecoder:
 
     def _start(self) -> subprocess.Popen:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([*self.extra_pythonpath, str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        paths = [*self.extra_pythonpath, str(REPO_ROOT), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(paths).rstrip(os.pathsep)
         # one thread per decoder: parallelism comes from running many isolated decoders
         env.setdefault("OMP_NUM_THREADS", "1")
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child
         self._pending = b""
         self._process = subprocess.Popen([sys.executable, "-m", "pipelines.isolation", self.decoder],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
@@ -157,7 +158,7 @@ def _serve(decoder_name: str) -> None:
         try:
             result = decoder(from_dict(MediaAsset, request["asset"]), from_dict(DecodeConfig, request["cfg"]),
                              request["work_dir"], request["cache_dir"])
-        except Exception:
+        except Exception:  # noqa: BLE001 - sent back whole; the parent raises IsolatedCallError
             reply = {"error": traceback.format_exc(limit=8)}
         else:
             if isinstance(result, QuarantineRecord):

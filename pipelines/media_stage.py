@@ -11,7 +11,7 @@ from pathlib import Path
 import ray
 
 from curators.facts import annotate_clip
-from curators.sources import list_sources
+from curators.sources import drop_local_copy, list_sources
 from schemas.config import AsrConfig, CurateConfig, DecodeConfig, ProbePolicy, VisualConfig
 from schemas.media import AnnotatedClip, Clip, MediaAsset, QuarantineRecord, SourceItem, Transcript, VisualFacts
 
@@ -186,6 +186,7 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
     def close(index: int, record: QuarantineRecord | None) -> None:
         nonlocal finished, consecutive_failures
         state = states.pop(index)
+        drop_local_copy(state.item.uri, cache_dir)
         finished += 1
         if record is not None:
             quarantine.append(record)
@@ -211,7 +212,7 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
         [ref], _ = ray.wait(list(pending), num_returns=1)
         stage, index, clip_id = pending.pop(ref)
         value, seconds = ray.get(ref)
-        counters[f"{stage}_ms"] += int(round(seconds * 1000))
+        counters[f"{stage}_ms"] += round(seconds * 1000)
         state = states[index]
         if stage == "probe":
             if isinstance(value, QuarantineRecord):
@@ -261,5 +262,5 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
         ray.kill(captioner)
     annotated.sort(key=lambda a: (a.clip.source_uri, a.clip.start_s, a.clip.clip_id))
     quarantine.sort(key=lambda q: (q.uri, q.stage))
-    counters["seconds"] = int(round(time.monotonic() - started))
+    counters["seconds"] = round(time.monotonic() - started)
     return MediaStageResult(clips=annotated, quarantine=quarantine, counters=dict(counters))

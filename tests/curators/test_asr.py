@@ -1,7 +1,6 @@
 """ASR: the real tiny.en model on Piper speech; the hallucination guard on crafted segments."""
 
 import wave
-from pathlib import Path
 
 import numpy as np
 import pytest

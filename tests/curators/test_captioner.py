@@ -4,6 +4,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from media_fixtures import card_image
@@ -15,9 +16,9 @@ from schemas.media import Clip
 
 
 class ChatCompletions(BaseHTTPRequestHandler):
-    seen: list = []
+    seen: ClassVar[list] = []
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         ChatCompletions.seen.append((self.path, self.headers.get("Authorization"), body))
         parts = body["messages"][0]["content"]

@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 from media_fixtures import card_image, counter_video, ffmpeg, tone
 
-from curators.decode import (VideoFrames, clip_id_for, decode_asset, fixed_spans, frame_indices_at, sample_times,
-                             spans_from_cuts)
+from curators.decode import (
+    VideoFrames,
+    clip_id_for,
+    decode_asset,
+    fixed_spans,
+    frame_indices_at,
+    sample_times,
+    spans_from_cuts,
+)
 from curators.probe import probe_source
 from schemas.config import DecodeConfig, ProbePolicy
 from schemas.media import Clip, QuarantineRecord
@@ -54,7 +61,7 @@ def assert_sampled_frames_are_the_right_ones(path: Path, times: list[float]):
     sampled = frames.frames(indices[::-1])[::-1].astype(np.float32)
     for frame, want in zip(sampled, expected):
         distances = np.abs(reference - frame).mean(axis=(1, 2, 3))
-        assert int(distances.argmin()) == want, f"sampled frame matches reference frame {distances.argmin()}, not {want}"
+        assert int(distances.argmin()) == want, f"sampled frame is reference frame {distances.argmin()}, not {want}"
         assert distances[want] < 3.0
 
 
@@ -88,7 +95,8 @@ def test_sampling_policies():
     assert sample_times(0, 8, cfg) == [1, 3, 5, 7]
     assert sample_times(0, 3, DecodeConfig(frame_policy="fps", sample_fps=2)) == [0.25, 0.75, 1.25, 1.75, 2.25, 2.75]
     keys = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
-    assert sample_times(1.0, 4.5, DecodeConfig(frame_policy="keyframes", frames_per_clip=8), keys) == [1.0, 2.0, 3.0, 4.0]
+    keyframes = DecodeConfig(frame_policy="keyframes", frames_per_clip=8)
+    assert sample_times(1.0, 4.5, keyframes, keys) == [1.0, 2.0, 3.0, 4.0]
     assert len(sample_times(0, 6, DecodeConfig(frame_policy="keyframes", frames_per_clip=3), keys)) == 3
 
 

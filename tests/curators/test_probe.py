@@ -3,8 +3,7 @@
 from pathlib import Path
 
 import pytest
-from media_fixtures import (card_image, counter_video, subtitles_only_mkv, tone, truncated_copy,
-                            unknown_codec_wav)
+from media_fixtures import card_image, counter_video, subtitles_only_mkv, tone, truncated_copy, unknown_codec_wav
 
 from curators.probe import iso_bmff_problem, probe_source, sniff_container
 from schemas.config import ProbePolicy
@@ -23,7 +22,8 @@ def test_video_asset_reports_streams_and_content_address(tmp_path: Path):
     path = counter_video(tmp_path / "v.mp4", seconds=1.0)
     asset = probe_source(str(path), POLICY, metadata={"title": "t"})
     assert isinstance(asset, MediaAsset)
-    assert (asset.kind, asset.video_codec, asset.audio_codec, asset.width, asset.height) == ("video", "h264", "aac", 160, 120)
+    described = (asset.kind, asset.video_codec, asset.audio_codec, asset.width, asset.height)
+    assert described == ("video", "h264", "aac", 160, 120)
     assert asset.fps == pytest.approx(10.0)
     assert asset.duration_s == pytest.approx(1.0, abs=0.1)
     assert asset.media_id == asset.sha256[:16]
