@@ -63,7 +63,9 @@ class PiperSpeaker:
     def render(self, text: str, rate: float) -> SpokenAudio:
         from piper import SynthesisConfig
 
-        chunks = list(self.voice.synthesize(text, SynthesisConfig(length_scale=1.0 / rate)))
+        # Piper's noise comes from an unseeded ONNX random op; with it off a re-run renders identical speech
+        config = SynthesisConfig(length_scale=1.0 / rate, noise_scale=0.0, noise_w_scale=0.0)
+        chunks = list(self.voice.synthesize(text, config))
         if not chunks:
             return SpokenAudio(np.zeros(0, np.float32), rate, self.backend)
         samples = np.concatenate([c.audio_float_array for c in chunks])

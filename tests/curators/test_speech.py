@@ -33,7 +33,8 @@ def test_piper_render_round_trips_through_whisper(asr):
     assert speaker.backend == "piper"
     text = "Which colour dominated the picture I shared two turns ago?"
     slow, fast = speaker.render(text, 0.8), speaker.render(text, 1.25)
-    assert slow.seconds > fast.seconds * 1.15  # rates change the pace (Piper adds duration noise)
+    assert slow.seconds > fast.seconds * 1.15  # rates change the pace (pauses between sentences stay)
+    assert (speaker.render(text, 0.8).samples == slow.samples).all()  # a re-run renders the same speech
     spoken = speak_checked(text, speaker, asr, SpeechConfig(), random.Random(0))
     assert spoken.wer <= 0.35 and spoken.renders == 1
 
