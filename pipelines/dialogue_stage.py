@@ -50,7 +50,8 @@ def curate_plans(plans: list[DialoguePlan], clips: dict[str, AnnotatedClip], cfg
     """Write, build, filter and pair a batch of plans (no Ray here: the tasks and actors below call it)."""
     context = FilterContext(facts={f.fact_id: f for c in clips.values() for f in c.facts})
     pool = pool if pool is not None else answer_pool(context.facts)
-    filters = default_filters(cfg.tokens, cfg.dialogue.language)
+    answerer = writer.complete if cfg.dialogue.validity_answerer == "model" else None
+    filters = default_filters(cfg.tokens, cfg.dialogue.language, answerer)
     config_hash = cfg.config_hash()
     out = []
     for written in writer.write_batch(plans, clips):

@@ -152,6 +152,8 @@ class DialogueConfig:
     """Retries of an endpoint request after a 429, a 5xx or a timeout, with exponential backoff."""
     writer_cache_dir: str | None = None
     """Endpoint request cache, so a resumed run never pays twice; None keeps it under the run's work dir."""
+    validity_answerer: Literal["rules", "model"] = "rules"
+    """Who tries to answer memory questions from the truncated history: rules, or also the writer's model."""
 
     def __post_init__(self) -> None:
         from schemas.dialogue import QUESTION_TYPES
@@ -169,6 +171,8 @@ class DialogueConfig:
         require(self.writer_concurrency >= 1, "writer_concurrency", "must be at least 1")
         require(self.writer_timeout_s > 0, "writer_timeout_s", "must be positive")
         require(self.writer_max_retries >= 0, "writer_max_retries", "must not be negative")
+        require(self.validity_answerer == "rules" or self.writer != "template", "validity_answerer",
+                "a model answerer needs a model-backed writer (local_llm or endpoint)")
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)

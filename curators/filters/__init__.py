@@ -12,9 +12,12 @@ from curators.filters.token_budget import TokenBudgetFilter
 from schemas.token_accounting import TokenAccounting
 
 
-def default_filters(accounting: TokenAccounting, language: str = "en") -> list[DialogueFilter]:
-    """The per-sample filters every run applies (near-duplicates are found across samples, in the stage)."""
-    return [GroundingFilter(), MemoryValidityFilter(), LeakageFilter(), LanguageFilter(language),
+def default_filters(accounting: TokenAccounting, language: str = "en", answerer=None) -> list[DialogueFilter]:
+    """The per-sample filters every run applies (near-duplicates are found across samples, in the stage).
+
+    ``answerer`` (a model writer's ``complete``) makes memory validity also ask a model.
+    """
+    return [GroundingFilter(), MemoryValidityFilter(answerer), LeakageFilter(), LanguageFilter(language),
             TokenBudgetFilter(accounting)]
 
 

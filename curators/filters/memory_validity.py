@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from curators.filters.base import FilterContext, TurnFilter
 from curators.writers.grounding import answer_parts, mentions
 from schemas.dialogue import MEMORY_TYPES, Dialogue, MemoryRef, Sample, Turn, Verdict
@@ -28,8 +30,33 @@ def _ref_present(dialogue: Dialogue, ref: MemoryRef) -> bool:
     return ref.text is not None and ref.text in earlier.user.text
 
 
+ANSWERER_PROMPT = ("Answer the user's last question in a few words, using only this conversation. "
+                   "If the conversation does not tell, say you do not know.")
+
+
+def truncated_history_request(dialogue: Dialogue, turn: Turn, ref: MemoryRef) -> list[dict[str, str]]:
+    """Chat messages holding only the turns after ``ref.turn``, then the memory question itself."""
+    messages = [{"role": "system", "content": ANSWERER_PROMPT}]
+    for between in dialogue.turns[ref.turn + 1:turn.index]:
+        messages.append({"role": "user", "content": between.user.text})
+        messages.append({"role": "assistant", "content": between.assistant.text})
+    messages.append({"role": "user", "content": turn.user.text})
+    return messages
+
+
 class MemoryValidityFilter(TurnFilter):
+    """Rule-based by default; with ``complete`` (a model writer's completer) a model also tries to answer."""
+
     name = "memory_validity"
+
+    def __init__(self, complete: Callable[[list[list[dict[str, str]]], int], list[str | None]] | None = None):
+        self.complete = complete
+
+    def _model_answers(self, dialogue: Dialogue, turn: Turn, ref: MemoryRef, parts: list[str]) -> str | None:
+        (reply,) = self.complete([truncated_history_request(dialogue, turn, ref)], 0)
+        if reply and any(mentions(reply, p) for p in parts):
+            return reply
+        return None
 
     def check_turn(self, turn: Turn, sample: Sample, context: FilterContext) -> Verdict | None:
         if turn.question_type not in MEMORY_TYPES:
@@ -43,9 +70,15 @@ class MemoryValidityFilter(TurnFilter):
             if not _ref_present(dialogue, ref):
                 return self.verdict(False, f"turn {ref.turn} does not hold the recalled item", float(ref.distance),
                                     turn.index)
-            found = answer_from_truncated_history(dialogue, turn, ref, [parts[i]] if aligned else parts)
+            wanted = [parts[i]] if aligned else parts
+            found = answer_from_truncated_history(dialogue, turn, ref, wanted)
             if found is not None:
                 part, at = found
                 return self.verdict(False, f"answer {part!r} restated at turn {at}, between turn {ref.turn} and "
                                            f"turn {turn.index}", float(ref.distance), turn.index)
+            if self.complete is not None:
+                reply = self._model_answers(dialogue, turn, ref, wanted)
+                if reply is not None:
+                    return self.verdict(False, f"a model answered without turn {ref.turn}: {reply[:120]!r}",
+                                        float(ref.distance), turn.index)
         return self.verdict(True, "", float(turn.memory_distance or 0), turn.index)
