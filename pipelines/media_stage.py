@@ -167,8 +167,8 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
     counters: Counter = Counter(sources=len(items))
     annotated: list[AnnotatedClip] = []
     quarantine: list[QuarantineRecord] = []
-    asr_pool = asr_actors(cfg.asr)
-    asr_busy = [0] * len(asr_pool)
+    asr_pool: list = []  # started when the first clip with audio arrives
+    asr_busy = [0] * cfg.asr.actors
     captioner = CaptionActor.remote(cfg.visual) if cfg.visual.captioner != "none" else None
     pending: dict[ray.ObjectRef, tuple[str, int, str]] = {}
     states: dict[int, _AssetState] = {}
@@ -230,6 +230,7 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
                 for clip in value:
                     counters[f"clips_{clip.kind}"] += 1
                     if clip.audio_path:
+                        asr_pool = asr_pool or asr_actors(cfg.asr)
                         slot = asr_busy.index(min(asr_busy))  # the least busy actor
                         asr_busy[slot] += 1
                         pending[asr_pool[slot].transcribe.remote(clip)] = ("asr", index, f"{slot}:{clip.clip_id}")

@@ -34,3 +34,16 @@ def test_same_seed_same_bytes_and_facts_describe_the_files(tmp_path: Path):
             assert row["keyword"] in row["spoken"] and row["on_screen_text"] == row["keyword"].upper()
         if row["kind"] == "image":
             assert (asset.width, asset.height) == (row["width"], row["height"])
+
+
+def test_espeak_fallback_speaks(tmp_path: Path):
+    import wave
+
+    import numpy as np
+
+    [row] = synth_corpus(tmp_path, seed=1, videos=0, audio=1, images=0, tts="espeak-ng")
+    with wave.open(str(tmp_path / row["file"])) as wav:
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), np.int16)
+        seconds = wav.getnframes() / wav.getframerate()
+    assert 1.0 < seconds < 8.0 and abs(seconds - row["duration_s"]) < 0.1
+    assert np.abs(samples).max() > 3000, "espeak-ng wrote silence"

@@ -102,3 +102,9 @@ def test_a_crashing_decoder_is_quarantined_and_a_buggy_one_raises(tmp_path: Path
                         extra_pythonpath=(str(plugins),))
     clips = decode_isolated(asset, DecodeConfig(frames_per_clip=2), str(tmp_path / "w"), 60.0)
     assert len(clips) == 1 and len(clips[0].frame_paths) == 2
+
+
+def test_no_sources_gives_an_empty_result(tmp_path: Path, ray_local):
+    result = run_media_stage(CurateConfig(input=str(tmp_path), output=str(tmp_path / "out")), sources=[],
+                             progress=False)
+    assert (result.clips, result.quarantine, result.counters["sources"]) == ([], [], 0)
