@@ -94,6 +94,24 @@ def load_model_weights(model, path: str | Path) -> None:
     set_model_state_dict(model, state["model"], options=StateDictOptions(strict=False))
 
 
+def initialise_optimizer_state(optimizer) -> None:
+    """Give every trainable parameter its optimizer state now (one step with zero gradients at lr 0).
+
+    A part that sees no gradient before a save (no audio in the first batches) would otherwise have no state in
+    the checkpoint while a fresh optimizer on resume has one, and the two would not line up.
+    """
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    saved = [group["lr"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["lr"] = 0.0
+    optimizer.step()
+    for group, lr in zip(optimizer.param_groups, saved):
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+
+
 def frozen_copy(model):
     """A frozen reference model (DPO) that shares no parameters with ``model``."""
     ref = copy.deepcopy(model)

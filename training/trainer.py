@@ -84,6 +84,7 @@ def train(config: TrainConfig, on_step: Callable[[StepReport], None] | None = No
         reference = ckpt.frozen_copy(model)
     wrapped = wrap_for_launch(model, config, device, world_size)
     optimizer, scheduler = make_optimizer(model, config)
+    ckpt.initialise_optimizer_state(optimizer)
 
     state = LoaderState()
     start_step = 0

@@ -60,23 +60,16 @@ def test_packing_never_splits_a_sample_and_resets_positions(tokenizer, text_data
 def test_packed_rows_attend_only_within_their_sample(tokenizer, text_dataset):
     """The tiny LM gives the same logits for a sample alone as inside a packed row."""
     from training.model.config import tiny_model_config
-    from training.model.omni import OmniModel
-    from training.packing import collate_rows, pack_rows
-    from training.tokenizer import SpecialIds
+    from training.model.llm import build_llm
 
-    special = SpecialIds.of(tokenizer)
     torch.manual_seed(0)
-    model = OmniModel(tiny_model_config(151680), special.img_context, special.audio_context).eval()
-    ds = loader(tokenizer, text_dataset, epochs=1, shuffle_buffer=0)
-    tagged = []
-    for b in ds:
-        packed = b
-        break
+    llm = build_llm(tiny_model_config(151680).llm).eval()
+    packed = next(iter(loader(tokenizer, text_dataset, epochs=1, shuffle_buffer=0)))
     assert len(packed.sample_rows) >= 2
     with torch.no_grad():
-        together = model.llm(input_ids=packed.input_ids, position_ids=packed.position_ids, use_cache=False).logits
+        together = llm(input_ids=packed.input_ids, position_ids=packed.position_ids, use_cache=False).logits
         for row, start, end in packed.sample_rows:
-            alone = model.llm(input_ids=packed.input_ids[row:row + 1, start:end], use_cache=False).logits
+            alone = llm(input_ids=packed.input_ids[row:row + 1, start:end], use_cache=False).logits
             assert torch.allclose(together[row, start:end], alone[0], atol=1e-4)
 
 

@@ -13,14 +13,14 @@ from training.trainer import build_model, train
 
 def config_for(stage, url, **kw):
     return from_dict(TrainConfig, {"stage": stage, "seed": 0, "data": {
-        "sources": [{"url": str(url)}], "max_tokens": 4096, "shuffle_buffer": 0, "batch_rows": 1}, **kw})
+        "sources": [{"url": str(url)}], "max_tokens": 4096, "shuffle_buffer": 0, "batch_rows": 1}} | kw)
 
 
 @pytest.fixture(scope="module")
 def small_dataset(tmp_path_factory, media_bytes):
     from conftest import make_sample, write_dataset
 
-    return write_dataset(tmp_path_factory.mktemp("stages"), [make_sample(i, turns=3) for i in range(2)],
+    return write_dataset(tmp_path_factory.mktemp("stages"), [make_sample(i, turns=3) for i in range(1)],
                          media_bytes, per_shard=2)
 
 
@@ -54,13 +54,21 @@ def test_stage_loss_falls_on_a_fixed_batch(stage, tokenizer, small_dataset):
     assert all(torch.equal(p, frozen_before[n]) for n, p in model.named_parameters() if n in frozen_before)
 
 
-def test_checkpoint_resume_continues_exactly(tokenizer, small_dataset, tmp_path):
-    """4 steps straight == 2 steps, save, then resume to 4: same losses, same weights."""
-    straight = train(config_for("sft", small_dataset, steps=4, checkpoint_dir=str(tmp_path / "a")))
-    half = train(config_for("sft", small_dataset, steps=2, checkpoint_dir=str(tmp_path / "b")))
-    assert half.checkpoint.endswith("step-00000002")
-    rest = train(config_for("sft", small_dataset, steps=4, checkpoint_dir=str(tmp_path / "b")))
-    assert [s.step for s in rest.steps] == [3, 4]
+def test_checkpoint_resume_continues_exactly(tokenizer, media_bytes, tmp_path):
+    """3 steps straight == 1 step, save, then resume to 3: same losses (model, optimizer and data restored)."""
+    from conftest import make_sample, write_dataset
+
+    data = write_dataset(tmp_path / "ds", [make_sample(i, 2, with_media=False) for i in range(6)], media_bytes, 2)
+
+    def run(steps, ckpt):
+        return train(config_for("sft", data, steps=steps, checkpoint_dir=str(tmp_path / ckpt),
+                                data={"sources": [{"url": str(data)}], "max_tokens": 160, "shuffle_buffer": 3}))
+
+    straight = run(3, "a")
+    half = run(1, "b")
+    assert half.checkpoint.endswith("step-00000001")
+    rest = run(3, "b")
+    assert [s.step for s in rest.steps] == [2, 3]
     assert [s.loss for s in half.steps + rest.steps] == pytest.approx([s.loss for s in straight.steps], rel=1e-5)
 
 
@@ -71,6 +79,7 @@ def test_merge_checkpoints_averages_weights(tokenizer, small_dataset, tmp_path):
 
     a = train(config_for("sft", small_dataset, steps=1, checkpoint_dir=str(tmp_path / "a")))
     b = train(config_for("pretrain1", small_dataset, steps=1, checkpoint_dir=str(tmp_path / "b"), seed=5))
+    assert a.checkpoint and b.checkpoint
     config = config_for("sft", small_dataset)
     states = []
     for path in (a.checkpoint, b.checkpoint):

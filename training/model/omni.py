@@ -111,7 +111,7 @@ class OmniModel(nn.Module):
         """Sum of the log-probabilities of each row's labelled tokens: [B] (DPO scores whole answers)."""
         hidden = self.hidden_states(batch)[:, :-1]
         labels = batch.labels[:, 1:]
-        keep = labels != IGNORE
-        logits = self.llm.lm_head(hidden).float()
-        logp = torch.log_softmax(logits, dim=-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        return (logp * keep).sum(-1)
+        rows, cols = (labels != IGNORE).nonzero(as_tuple=True)
+        logits = self.llm.lm_head(hidden[rows, cols]).float()  # only the scored positions: no [B, L, vocab]
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, labels[rows, cols].unsqueeze(-1)).squeeze(-1)
+        return torch.zeros(labels.shape[0], dtype=logp.dtype, device=logp.device).index_add(0, rows, logp)
