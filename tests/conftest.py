@@ -1,5 +1,6 @@
 """Shared test set-up: an isolated Prefect home, and one local Ray per test session."""
 
+import logging
 import os
 import tempfile
 
@@ -10,6 +11,9 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="omnicurate-prefec
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Prefect's temporary server logs its shutdown at interpreter exit, after pytest closed the captured
+# streams; without this, a traceback about the closed stream would follow pytest's summary line.
+logging.raiseExceptions = False
 
 
 @pytest.fixture(scope="session")
