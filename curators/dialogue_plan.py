@@ -110,11 +110,11 @@ def _askable(clip: AnnotatedClip) -> bool:
     return any(f.kind in ASKABLE_FACT_KINDS for f in clip.facts)
 
 
-def _media_pools(clips: list[AnnotatedClip], count: int, rng: random.Random) -> list[list[str]]:
-    """Per dialogue, its candidate clips in order: a seed clip, the rest of its source, then others.
+def _media_pools(clips: list[AnnotatedClip], count: int, size: int, rng: random.Random) -> list[list[str]]:
+    """Per dialogue, up to ``size`` candidate clips in order: a seed clip, the rest of its source, then others.
 
     Seeds walk a shuffled pool round-robin so every clip is used about equally; grouping by source keeps
-    a dialogue about one video where it can be.
+    a dialogue about one video where it can be. Others are sampled, so planning stays linear in the pool.
     """
     by_source: dict[str, list[str]] = {}
     for c in clips:
@@ -125,9 +125,10 @@ def _media_pools(clips: list[AnnotatedClip], count: int, rng: random.Random) -> 
     pools = []
     for i in range(count):
         seed_clip = order[i % len(order)]
-        same = [c for c in by_source[source_of[seed_clip]] if c != seed_clip]
-        others = [c for c in order if c != seed_clip and c not in same]
-        rng.shuffle(others)
+        same = [c for c in by_source[source_of[seed_clip]] if c != seed_clip][:size - 1]
+        taken = {seed_clip, *same}
+        extra = rng.sample(order, min(len(order), size + len(taken)))
+        others = [c for c in extra if c not in taken][:size - len(taken)]
         pools.append([seed_clip, *same, *others])
     return pools
 
@@ -222,7 +223,7 @@ def plan_dialogues(clips: list[AnnotatedClip], cfg: DialogueConfig, seed: int) -
     rng = random.Random(derive_seed("plan", seed, *(c.clip.clip_id for c in usable)))
     count = dialogue_count(len(usable), cfg)
     lengths = plan_lengths(count, cfg, rng)
-    pools = _media_pools(usable, count, rng)
+    pools = _media_pools(usable, count, cfg.max_turns, rng)
     kinds = {c.clip.clip_id: c.clip.kind for c in usable}
     plans = []
     for i, (length, pool) in enumerate(zip(lengths, pools)):
