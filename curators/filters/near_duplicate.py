@@ -14,26 +14,29 @@ MINHASH_PERMUTATIONS = 64
 LSH_BANDS = 16
 """64 permutations in 16 bands of 4: pairs above about 0.6 Jaccard share a band with high probability."""
 SHINGLE_WORDS = 3
-_PRIME = (1 << 61) - 1
 
 
 def _shingle_hashes(text: str) -> np.ndarray:
     words = normalize(text).split()
     grams = {" ".join(words[i:i + SHINGLE_WORDS]) for i in range(max(1, len(words) - SHINGLE_WORDS + 1))}
-    return np.array([int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "big") % _PRIME
-                     for g in sorted(grams)], dtype=np.uint64)
+    return np.array([int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "big") for g in grams],
+                    dtype=np.uint64)
 
 
 _rng = np.random.default_rng(20240611)
-_A = _rng.integers(1, _PRIME, MINHASH_PERMUTATIONS, dtype=np.uint64)
-_B = _rng.integers(0, _PRIME, MINHASH_PERMUTATIONS, dtype=np.uint64)
+_A = _rng.integers(1, 2**63, MINHASH_PERMUTATIONS, dtype=np.uint64) | np.uint64(1)
+_B = _rng.integers(0, 2**63, MINHASH_PERMUTATIONS, dtype=np.uint64)
 
 
 def minhash(text: str) -> np.ndarray:
-    """A signature whose agreement rate estimates the Jaccard similarity of two texts' shingle sets."""
-    shingles = _shingle_hashes(text).astype(object)
-    sig = [min(((int(a) * s + int(b)) % _PRIME) for s in shingles) for a, b in zip(_A, _B)]
-    return np.array(sig, dtype=np.uint64)
+    """A signature whose agreement rate estimates the Jaccard similarity of two texts' shingle sets.
+
+    Each permutation is a multiply-shift hash (odd multiplier, arithmetic mod 2**64, top 32 bits kept).
+    """
+    shingles = _shingle_hashes(text)
+    with np.errstate(over="ignore"):
+        hashed = (_A[:, None] * shingles[None, :] + _B[:, None]) >> np.uint64(32)
+    return hashed.min(axis=1)
 
 
 def dhash(image_path: str, size: int = 8) -> int:
