@@ -138,6 +138,21 @@ def is_correct(item: EvalItem, answer: str) -> bool:
     return bool(parts) and all(mentions(answer, p) for p in parts)
 
 
+def content_score(item: EvalItem, answer: str) -> int:
+    """MSIB-style 1-5 content score of a final answer against the grounded one.
+
+    5: every key part, about as concise as the reference; 4: every part but rambling (over three times the
+    reference's words); 3: some parts; 2: none but an attempt; 1: empty.
+    """
+    parts = [p for p in item.answer_key.split(ANSWER_SEPARATOR) if p.strip()]
+    if not answer.strip():
+        return 1
+    found = sum(mentions(answer, p) for p in parts)
+    if parts and found == len(parts):
+        return 5 if len(answer.split()) <= 3 * max(1, len(item.reference.split())) else 4
+    return 3 if found else 2
+
+
 def distance_bucket(distance: int | None) -> str:
     if distance is None:
         return "none"
@@ -153,23 +168,31 @@ class ScoreRow:
     """``all``, ``type=...``, ``distance=...`` or ``items=...``, per split."""
     correct: int
     total: int
+    content_points: int = 0
+    """Sum of the 1-5 content scores."""
 
     @property
     def accuracy(self) -> float:
         return self.correct / self.total if self.total else 0.0
 
+    @property
+    def mean_content(self) -> float:
+        return self.content_points / self.total if self.total else 0.0
+
 
 def score_answers(items: list[EvalItem], answers: Mapping[str, str]) -> list[ScoreRow]:
     """Accuracy overall, by question type, by turn distance and by items recalled; a missing answer is wrong."""
-    tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    tally: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for item in items:
-        ok = int(is_correct(item, answers.get(item.eval_id, "")))
+        answer = answers.get(item.eval_id, "")
+        ok, points = int(is_correct(item, answer)), content_score(item, answer)
         kind = item.memory_kind or item.question_type
         for group in ("all", f"type={kind}", f"distance={distance_bucket(item.distance)}",
                       f"items={item.items_to_recall}"):
             row = tally[f"{item.split} {group}"]
             row[0] += ok
             row[1] += 1
+            row[2] += points
     order = {"all": 0, "type": 1, "distance": 2, "items": 3}
     keys = sorted(tally, key=lambda g: (g.split()[0], order[g.split()[1].split("=")[0]], g))
-    return [ScoreRow(group=k, correct=tally[k][0], total=tally[k][1]) for k in keys]
+    return [ScoreRow(group=k, correct=tally[k][0], total=tally[k][1], content_points=tally[k][2]) for k in keys]

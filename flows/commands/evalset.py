@@ -100,9 +100,9 @@ def run_score(args: argparse.Namespace) -> int:
     unknown = set(answers) - {i.eval_id for i in items}
     rows = score_answers(items, answers)
     width = max((len(r.group) for r in rows), default=5)
-    print(f"{'group':<{width}}  correct  total  accuracy")
+    print(f"{'group':<{width}}  correct  total  accuracy  content(1-5)")
     for r in rows:
-        print(f"{r.group:<{width}}  {r.correct:>7}  {r.total:>5}  {r.accuracy:>8.3f}")
+        print(f"{r.group:<{width}}  {r.correct:>7}  {r.total:>5}  {r.accuracy:>8.3f}  {r.mean_content:>12.2f}")
     if unknown:
         print(f"{len(unknown)} answers name no item of this evaluation set", file=sys.stderr)
     return 0

@@ -6,7 +6,14 @@ from dialogue_fixtures import annotated_clip
 
 from curators.dialogue_plan import plan_dialogues
 from curators.dialogue_write import TemplateDialogueWriter
-from curators.evalset import distance_bucket, held_out_sources, sample_sources, score_answers, split_for_eval
+from curators.evalset import (
+    content_score,
+    distance_bucket,
+    held_out_sources,
+    sample_sources,
+    score_answers,
+    split_for_eval,
+)
 from curators.sample_build import build_sample
 from schemas.config import CurateConfig, DialogueConfig
 from schemas.dialogue import Message
@@ -74,3 +81,9 @@ def test_scorer_accuracy_by_type_and_distance():
     by_distance = [r for g, r in rows.items() if g.startswith("mmmb distance=")]
     assert sum(r.total for r in by_distance) == len(items)
     assert distance_bucket(1) == "1" and distance_bucket(3) == "2-3" and distance_bucket(9) == "8-20"
+    answered, wrong = items[0], items[1]
+    assert content_score(answered, answered.reference) == 5
+    assert content_score(answered, answered.reference + " and so on" * 40) == 4
+    assert content_score(wrong, "I do not remember.") == 2 and content_score(wrong, "") == 1
+    expected_points = sum(content_score(i, answers.get(i.eval_id, "")) for i in items)
+    assert overall.content_points == expected_points and 1 <= overall.mean_content <= 5
