@@ -56,11 +56,14 @@ def dialogue_task(cfg: CurateConfig, clips):
 
 
 @task(name="shards", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_retry_transient)
-def shard_task(cfg: CurateConfig, samples, media):
+def shard_task(cfg: CurateConfig, samples, media, progress: bool):
+    from tqdm.auto import tqdm
+
     from pipelines.dataset_writer import write_dataset
     from pipelines.run_ledger import ledger_table
 
-    manifest = write_dataset(cfg.output, samples, media.quarantine, shard=cfg.shard, config_hash=cfg.config_hash(),
+    shown = tqdm(samples, desc="dialogues -> shards", unit="dialogue", disable=not progress)
+    manifest = write_dataset(cfg.output, shown, media.quarantine, shard=cfg.shard, config_hash=cfg.config_hash(),
                              seed=cfg.seed, extra_tables={"ledger": ledger_table(media.ledger)},
                              extra_counts=media.counters, reuse_committed=True)
     get_run_logger().info("shards: %d committed, %d samples", len(manifest.shards), manifest.total_samples)
@@ -93,7 +96,7 @@ def curate_flow(config: dict, progress: bool = True) -> dict:
     connect_ray(cfg.ray_address)
     media = media_task(cfg, progress)
     samples = dialogue_task(cfg, media.clips)
-    manifest = shard_task(cfg, samples, media)
+    manifest = shard_task(cfg, samples, media, progress)
     report = report_task(cfg)
     _publish_summary(cfg, manifest, report)
     logger.info("dataset committed: %s (report %s)", cfg.output, report)
