@@ -8,22 +8,18 @@ from flows.prefect_env import prepare_prefect_env
 
 prepare_prefect_env()
 
-from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 
-from schemas.config import CurateConfig  # noqa: E402
-from schemas.validation import from_dict, to_dict  # noqa: E402
-
+from schemas.config import CurateConfig
+from schemas.validation import from_dict, to_dict
 
 
 def _retry_transient(task, task_run, state) -> bool:
     """Retry only what a second try can fix (I/O, a lost Ray node); programming errors fail at once."""
-    import ray.exceptions
+    from pipelines.ray_runtime import is_transient
 
-    err = state.data if isinstance(state.data, BaseException) else None
-    transient = (ConnectionError, TimeoutError, ray.exceptions.RayActorError, ray.exceptions.NodeDiedError,
-                 ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError)
-    return isinstance(err, transient)
+    return is_transient(state.data if isinstance(state.data, BaseException) else None)
 
 
 @task(name="connect-ray", retries=2, retry_delay_seconds=[2, 10])

@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines.ray_runtime import is_transient
 from pipelines.run_ledger import LedgerEntry, RunLedger, fingerprint, source_fingerprint
 from schemas.config import CurateConfig
 from schemas.media import AnnotatedClip, QuarantineRecord
@@ -70,14 +71,6 @@ def run_media_resumable(cfg: CurateConfig, ledger: RunLedger, *, batch_size: int
     return _assemble(ledger.entries(STAGE), keys)
 
 
-def _is_transient(exc: BaseException) -> bool:
-    import ray.exceptions
-
-    return isinstance(exc, (ConnectionError, TimeoutError, ray.exceptions.RayActorError,
-                            ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
-                            ray.exceptions.ObjectLostError))
-
-
 def _run_batch(run_media_stage, cfg: CurateConfig, batch: list, keys: dict[str, str],
                attempts: int = 3) -> list[LedgerEntry]:
     for attempt in range(1, attempts + 1):
@@ -87,7 +80,7 @@ def _run_batch(run_media_stage, cfg: CurateConfig, batch: list, keys: dict[str, 
         except PROGRAMMING_ERRORS:
             raise
         except Exception as exc:  # noqa: BLE001 - a failed batch is data: its items are marked failed
-            if _is_transient(exc) and attempt < attempts:
+            if is_transient(exc) and attempt < attempts:
                 log.warning("media batch attempt %d failed (%s), retrying", attempt, type(exc).__name__)
                 time.sleep(2 * attempt)
                 continue

@@ -25,3 +25,12 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> dict:
             ray.init(num_cpus=num_cpus or os.cpu_count(), **kwargs)
         log.info("ray connected: %s", ray.cluster_resources())
     return ray.cluster_resources()
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Failures a second try can fix: I/O time-outs, a lost Ray worker, actor, node or object."""
+    import ray.exceptions
+
+    return isinstance(exc, (ConnectionError, TimeoutError, ray.exceptions.RayActorError,
+                            ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+                            ray.exceptions.LocalRayletDiedError, ray.exceptions.ObjectLostError))

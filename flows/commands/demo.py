@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
         _step("curate: probe, decode, ASR, dialogues, filters, shards, catalog",
               ["curate", "--input", str(corpus), "--out", str(dataset), "--seed", str(args.seed), "--no-summary"])
     _step("review: question types in the catalog",
-          ["review", "sql", "SELECT question_type, count(*) AS turns, max(memory_distance) AS max_distance "
-           "FROM turns GROUP BY 1 ORDER BY 2 DESC", "--dataset", str(dataset)])
+          ["review", "sql", ("SELECT question_type, count(*) AS turns, max(memory_distance) AS max_distance "
+                             "FROM turns GROUP BY 1 ORDER BY 2 DESC"), "--dataset", str(dataset)])
     _step("validate the dataset", ["validate", "--dataset", str(dataset)])
     report = work / "report.html"
     _step("render the review report (plots)", ["review", "report", "--dataset", str(dataset), "--out", str(report)])

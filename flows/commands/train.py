@@ -59,9 +59,10 @@ def run(args: argparse.Namespace) -> int:
 
     config = build_config(args)
 
+    from training.trainer import format_step
+
     def show(report) -> None:
-        print(f"step {report.step:>5}  loss {report.loss:.4f}  tokens {report.tokens}  {report.seconds:.2f}s",
-              flush=True)
+        print(format_step(report), flush=True)
 
     result = launch(config, launcher=args.launcher, on_step=show)
     if result is not None and result.checkpoint:
