@@ -38,9 +38,9 @@ def _dataset_bytes(out: Path) -> dict[str, bytes]:
 def _spawn(corpus: Path, out: Path, home: Path) -> subprocess.Popen:
     env = dict(os.environ, PREFECT_HOME=str(home), PYTHONUNBUFFERED="1")
     env.pop("RAY_ADDRESS", None)
-    log = open(out.parent / f"{out.name}.{time.monotonic_ns()}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", *_curate_args(corpus, out)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(out.parent / f"{out.name}.{time.monotonic_ns()}.log", "w") as log:  # the child keeps its own fd
+        return subprocess.Popen([sys.executable, "-m", "flows.cli", *_curate_args(corpus, out)], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _kill_when(proc: subprocess.Popen, ready, timeout_s: float = 240) -> bool:
