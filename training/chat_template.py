@@ -48,11 +48,34 @@ class RenderedSample:
         return len(self.input_ids)
 
 
+def text_encoder(tokenizer):
+    """str -> ids with control tokens spelled in the text split as plain text, so data can never inject one.
+
+    Calls the Rust tokenizer directly: the transformers wrapper costs more than the encoding for short turns.
+    """
+    encode = getattr(tokenizer, "_omni_text_encoder", None)
+    if encode is None:
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            def encode(text):
+                return tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
+        else:
+            from tokenizers import Tokenizer
+
+            plain = Tokenizer.from_str(backend.to_str())
+            plain.encode_special_tokens = True
+
+            def encode(text):
+                return plain.encode(text, add_special_tokens=False).ids
+        tokenizer._omni_text_encoder = encode
+    return encode
+
+
 class _Builder:
     """Accumulates ids and labels, encoding runs of adjacent text in one tokenizer call."""
 
     def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
+        self.encode = text_encoder(tokenizer)
         self.ids: list[int] = []
         self.labels: list[int] = []
         self._text: list[str] = []
@@ -67,8 +90,7 @@ class _Builder:
     def flush(self) -> None:
         if not self._text:
             return
-        # split_special_tokens: text from the data can never smuggle in a control token
-        ids = self.tokenizer.encode("".join(self._text), add_special_tokens=False, split_special_tokens=True)
+        ids = self.encode("".join(self._text))
         self.ids += ids
         self.labels += ids if self._text_trained else [IGNORE] * len(ids)
         self._text = []

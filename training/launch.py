@@ -85,6 +85,10 @@ def _ray_train_loop(payload: dict) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
 
     def report(step) -> None:
+        if rank == 0:
+            from training.trainer import format_step
+
+            print(format_step(step), flush=True)  # Ray forwards worker output to the driver
         ray.train.report({"step": step.step, "loss": step.loss, "tokens": step.tokens})
 
     train(config, on_step=report, rank=rank, world_size=world)
@@ -111,11 +115,8 @@ def run_ray(config: TrainConfig, on_step: Callable | None = None):
             config.checkpoint_dir or os.path.join(os.getcwd(), ".ray-train"))),
     )
     result = trainer.fit()
-    if on_step and result.metrics_dataframe is not None:
-        from training.trainer import StepReport
-
-        for row in result.metrics_dataframe.to_dict("records"):
-            on_step(StepReport(step=int(row["step"]), loss=float(row["loss"]), tokens=int(row["tokens"]), seconds=0.0))
+    if result.error:
+        raise RuntimeError(f"Ray Train failed: {result.error}")
     return None
 
 

@@ -37,7 +37,7 @@ class MediaDecodeConfig:
 @dataclass(slots=True)
 class DecodedVisual:
     tiles: torch.Tensor
-    """float32 [n, 3, tile, tile], ImageNet-normalised."""
+    """uint8 [n, 3, tile, tile]; the model normalises on its device (4x less to copy and ship than float)."""
 
 
 @dataclass(slots=True)
@@ -47,12 +47,16 @@ class DecodedAudio:
     seconds: float
 
 
-def _normalise(images: np.ndarray) -> torch.Tensor:
-    """uint8 [n, h, w, 3] -> normalised float32 [n, 3, h, w]."""
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return x.sub_(mean).div_(std)
+def _channels_first(images: np.ndarray) -> torch.Tensor:
+    """uint8 [n, h, w, 3] -> uint8 [n, 3, h, w] (contiguous)."""
+    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+
+
+def normalise_tiles(tiles: torch.Tensor) -> torch.Tensor:
+    """uint8 tiles -> ImageNet-normalised float32, on whatever device they are."""
+    mean = torch.tensor(IMAGENET_MEAN, device=tiles.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=tiles.device).view(1, 3, 1, 1)
+    return (tiles.float() / 255.0 - mean) / std
 
 
 def tile_grid(width: int, height: int, tiles: int) -> tuple[int, int]:
@@ -95,7 +99,7 @@ def decode_image(data: bytes, tiles: int | None, config: MediaDecodeConfig) -> D
         grid = img.resize((cols * size, rows * size), Image.BICUBIC)
         crops = [grid.crop((c * size, r * size, (c + 1) * size, (r + 1) * size)) for r in range(rows) for c in range(cols)]
         crops.append(img.resize((size, size), Image.BICUBIC))
-    return DecodedVisual(tiles=_normalise(np.stack([np.asarray(c) for c in crops])))
+    return DecodedVisual(tiles=_channels_first(np.stack([np.asarray(c) for c in crops])))
 
 
 def decode_video(data: bytes, frames: int | None, config: MediaDecodeConfig) -> DecodedVisual:
@@ -111,9 +115,9 @@ def decode_video(data: bytes, frames: int | None, config: MediaDecodeConfig) -> 
             raise MediaDecodeError("video: no frames")
         indices = [min(count - 1, int((i + 0.5) * count / frames)) for i in range(frames)]
         array = reader.get_batch(indices).asnumpy()
-    except decord.DECORDError as exc:
+    except (decord.DECORDError, RuntimeError) as exc:
         raise MediaDecodeError(f"video: {exc}") from None
-    return DecodedVisual(tiles=_normalise(np.ascontiguousarray(array)))
+    return DecodedVisual(tiles=_channels_first(array))
 
 
 def decode_waveform(data: bytes) -> np.ndarray:
@@ -152,10 +156,32 @@ def decode_audio(data: bytes, config: MediaDecodeConfig) -> DecodedAudio:
     return audio_features(wave, config)
 
 
+def whisper_log_mel(chunk: np.ndarray, mel_bins: int, chunk_seconds: int) -> torch.Tensor:
+    """Whisper's log-mel of one window, equal to WhisperFeatureExtractor's on the zero-padded window.
+
+    Only the frames that see signal are computed: every later frame of the padded window sees zeros, whose
+    value after Whisper's clamp to (max - 8) is known, so a 1 s clip costs 1 s of STFT, not 30.
+    """
+    extractor = mel_extractor(mel_bins, chunk_seconds)
+    n_fft, hop = extractor.n_fft, extractor.hop_length
+    frames = chunk_seconds * SAMPLE_RATE // hop
+    # enough trailing zeros that every frame touching signal, and the reflect padding of the last one, is exact
+    padded_len = min(chunk_seconds * SAMPLE_RATE, (len(chunk) // hop + 1) * hop + n_fft)
+    wave = np.zeros(padded_len, dtype=np.float32)
+    wave[:min(len(chunk), padded_len)] = chunk[:padded_len]
+    spec = torch.stft(torch.from_numpy(wave), n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
+    power = (spec[..., :-1].abs() ** 2).contiguous()
+    filters = torch.from_numpy(extractor.mel_filters).float()
+    log_spec = torch.clamp(filters.T @ power, min=1e-10).log10()
+    computed = log_spec.shape[1]
+    floor = max(log_spec.max().item(), -10.0) - 8.0
+    out = torch.full((mel_bins, frames), max(-10.0, floor), dtype=torch.float32)
+    out[:, :computed] = torch.maximum(log_spec, torch.tensor(floor))[:, :frames]
+    return (out + 4.0) / 4.0
+
+
 def audio_features(wave: np.ndarray, config: MediaDecodeConfig) -> DecodedAudio:
     step = config.audio_chunk_seconds * SAMPLE_RATE
     chunks = [wave[i:i + step] for i in range(0, max(len(wave), 1), step)]
-    extractor = mel_extractor(config.mel_bins, config.audio_chunk_seconds)
-    mels = extractor(chunks, sampling_rate=SAMPLE_RATE, padding="max_length", return_tensors="np").input_features
-    return DecodedAudio(mels=torch.from_numpy(np.ascontiguousarray(mels, dtype=np.float32)),
-                        seconds=len(wave) / SAMPLE_RATE)
+    mels = torch.stack([whisper_log_mel(c, config.mel_bins, config.audio_chunk_seconds) for c in chunks])
+    return DecodedAudio(mels=mels, seconds=len(wave) / SAMPLE_RATE)

@@ -26,6 +26,10 @@ class StepReport:
     seconds: float
 
 
+def format_step(report: StepReport) -> str:
+    return f"step {report.step:>5}  loss {report.loss:.4f}  tokens {report.tokens}  {report.seconds:.2f}s"
+
+
 @dataclass(slots=True)
 class TrainResult:
     steps: list[StepReport] = field(default_factory=list)

@@ -94,3 +94,13 @@ def test_merge_checkpoints_averages_weights(tokenizer, small_dataset, tmp_path):
     expected = 0.75 * states[0][name] + 0.25 * states[1][name]
     assert not torch.equal(states[0][name], states[1][name])
     assert torch.allclose(get_model_state_dict(merged)[name], expected, atol=1e-6)
+
+
+def test_shipped_stage_configs_parse():
+    from pathlib import Path
+
+    from training.config import load_train_config
+
+    folder = Path(__file__).resolve().parents[2] / "training" / "configs"
+    stages = {load_train_config(p).stage for p in folder.glob("*.yaml")}
+    assert stages == set(STAGES)

@@ -44,6 +44,11 @@ class VisionTower(nn.Module):
             nn.LayerNorm(merged), nn.Linear(merged, llm_hidden), nn.GELU(), nn.Linear(llm_hidden, llm_hidden))
 
     def forward(self, tiles: torch.Tensor) -> torch.Tensor:
+        """``tiles``: uint8 from the loader (normalised here, on the device), or already-normalised floats."""
+        if tiles.dtype == torch.uint8:
+            from training.media_decode import normalise_tiles
+
+            tiles = normalise_tiles(tiles).to(next(self.encoder.parameters()).dtype)
         hidden = self.encoder(pixel_values=tiles).last_hidden_state[:, 1:]  # drop the CLS token
         n = hidden.shape[0]
         merged = pixel_shuffle(hidden.reshape(n, self.grid, self.grid, -1), self.factor)

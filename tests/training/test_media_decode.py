@@ -1,0 +1,43 @@
+"""Media decoding: tile counts, frame counts, and Whisper's exact log-mel computed only where there is signal."""
+
+import numpy as np
+import pytest
+import torch
+
+from training.media_decode import (MediaDecodeConfig, MediaDecodeError, decode_audio, decode_image, decode_video,
+                                   dynamic_tile_count, mel_extractor, normalise_tiles, whisper_log_mel)
+
+
+@pytest.mark.parametrize("samples", [1, 100, 16_000, 20_800, 16_000 * 29 + 5, 480_000])
+def test_log_mel_equals_whisper_feature_extractor(samples):
+    wave = (np.random.default_rng(samples).standard_normal(samples) * 0.1).astype(np.float32)
+    reference = mel_extractor(128, 30)([wave], sampling_rate=16000, padding="max_length",
+                                       return_tensors="np").input_features[0]
+    assert np.abs(whisper_log_mel(wave, 128, 30).numpy() - reference).max() < 1e-5
+
+
+@pytest.mark.parametrize("tiles", [1, 3, 5, 7])
+def test_image_gives_the_recorded_tile_count(media_bytes, tiles):
+    out = decode_image(media_bytes["jpg"], tiles, MediaDecodeConfig())
+    assert out.tiles.shape == (tiles, 3, 448, 448) and out.tiles.dtype == torch.uint8
+    red = normalise_tiles(out.tiles)[:, 0].mean()
+    assert red > 1.0  # the test image is red: well above the ImageNet mean after normalisation
+
+
+def test_dynamic_tile_count_without_a_record():
+    assert dynamic_tile_count(448, 448, 12) == 1
+    assert dynamic_tile_count(1792, 448, 12) == 5  # a 4x1 grid plus the thumbnail
+
+
+def test_video_frames_and_long_audio_windows(media_bytes):
+    cfg = MediaDecodeConfig(audio_chunk_seconds=1)
+    assert decode_video(media_bytes["mp4"], 4, cfg).tiles.shape == (4, 3, 448, 448)
+    audio = decode_audio(media_bytes["flac"], cfg)
+    assert audio.mels.shape == (2, 128, 100)  # 1.3 s in 1 s windows
+
+
+def test_undecodable_bytes_raise_a_skip_error():
+    with pytest.raises(MediaDecodeError):
+        decode_image(b"junk", 1, MediaDecodeConfig())
+    with pytest.raises(MediaDecodeError):
+        decode_audio(b"junk", MediaDecodeConfig())
