@@ -10,7 +10,7 @@ from schemas.config import DialogueConfig
 from schemas.dataset_format import media_suffix
 from schemas.media import AnnotatedClip
 
-PLANNER_VERSION = "1"
+PLANNER_VERSION = "2"
 
 ASKABLE_FACT_KINDS = frozenset({
     "spoken_text", "spoken_keyword", "spoken_language", "dominant_color", "brightness", "motion",
@@ -61,6 +61,8 @@ class DialoguePlan:
     """Seed of this dialogue's writer, derived from the run seed and the plan."""
     turns: list[PlannedTurn]
     media: list[PlannedMedia]
+    max_distance: int = 12
+    """Furthest turn back a memory question may reach (the writer keeps substitutes within it)."""
 
     @property
     def clip_ids(self) -> list[str]:
@@ -167,15 +169,13 @@ def _plan_turns(length: int, pool: list[str], cfg: DialogueConfig, rng: random.R
         qtype = _weighted_choice(rng, mix, feasible) or "no_context"
         draft = {"index": t, "question_type": qtype, "media_clip_id": None,
                  "recall_media_turns": [], "recall_statement_turns": []}
-        far = _far_recall(t, length, drafts, media_turns, free_for_statement, mix, k)
+        far = _far_recall(t, length, drafts, media_turns, free_for_statement, mix, k, rng)
         if far is not None:
-            qtype, kind_of_turn, ref = far
-            draft["question_type"] = qtype
-            if kind_of_turn == "media":
-                draft["recall_media_turns"] = [ref]
-            else:
-                statement_turns.append(ref)
-                draft["recall_statement_turns"] = [ref]
+            draft["question_type"], far_media, far_statement = far
+            draft["recall_media_turns"] = [far_media] if far_media is not None else []
+            draft["recall_statement_turns"] = [far_statement] if far_statement is not None else []
+            if far_statement is not None:
+                statement_turns.append(far_statement)
         elif qtype == "current_media":
             draft["media_clip_id"] = pool[next_media]
             next_media += 1
@@ -194,25 +194,28 @@ def _plan_turns(length: int, pool: list[str], cfg: DialogueConfig, rng: random.R
 
 
 def _far_recall(t: int, length: int, drafts: list[dict], media_turns: list[int], free_for_statement: list[int],
-                mix: dict[str, float], k: int) -> tuple[str, str, int] | None:
-    """For a long dialogue's final turn, a recall at least FAR_DISTANCE back when none reached that far yet.
+                mix: dict[str, float], k: int, rng: random.Random) -> tuple[str, int | None, int | None] | None:
+    """For a long dialogue's final turn, a recall at least FAR_DISTANCE back when none surely reached that far.
 
     MMMB-style evaluation scores the final turn, and accuracy is reported by distance, so long dialogues
-    must end on a far memory question; returns (question type, "media" or "statement", recalled turn).
+    must end on a far memory question. Only statement recalls count as sure: a media recall may be moved
+    closer by the writer when its clip has nothing left to ask. Returns (question type, media turn,
+    statement turn); the far statement makes the question text or mixed, so its distance holds.
     """
     if t != length - 1 or length <= FAR_DISTANCE or k < FAR_DISTANCE:
         return None
-    reached = max((d["index"] - r for d in drafts for r in (*d["recall_media_turns"], *d["recall_statement_turns"])),
-                  default=0)
-    if reached >= FAR_DISTANCE:
+    reached = max((d["index"] - r for d in drafts for r in d["recall_statement_turns"]), default=0)
+    far_statement = next((s for s in free_for_statement if t - s >= FAR_DISTANCE), None)
+    if reached >= FAR_DISTANCE or far_statement is None:
         return None
-    far_media = [m for m in media_turns if FAR_DISTANCE <= t - m <= k]
-    if far_media and mix.get("memory_media", 0) > 0:
-        return "memory_media", "media", far_media[0]
-    far_statements = [s for s in free_for_statement if t - s >= FAR_DISTANCE]
-    if far_statements and mix.get("memory_text", 0) > 0:
-        return "memory_text", "statement", far_statements[0]
-    return None
+    far_media = next((m for m in media_turns if FAR_DISTANCE <= t - m <= k), None)
+    options = {"memory_text": mix.get("memory_text", 0.0)}
+    if far_media is not None:
+        options["memory_mixed"] = mix.get("memory_mixed", 0.0)
+    qtype = _weighted_choice(rng, options, options)
+    if qtype is None:
+        return None
+    return qtype, far_media if qtype == "memory_mixed" else None, far_statement
 
 
 def plan_dialogues(clips: list[AnnotatedClip], cfg: DialogueConfig, seed: int) -> list[DialoguePlan]:
@@ -235,5 +238,5 @@ def plan_dialogues(clips: list[AnnotatedClip], cfg: DialogueConfig, seed: int) -
                                           member=media_suffix(len(media), kinds[t.media_clip_id])))
         dialogue_id = hashlib.sha256(f"{seed}:{i}:{length}:{','.join(m.clip_id for m in media)}".encode()).hexdigest()[:16]
         plans.append(DialoguePlan(dialogue_id=dialogue_id, seed=derive_seed("write", seed, dialogue_id),
-                                  turns=turns, media=media))
+                                  turns=turns, media=media, max_distance=cfg.max_memory_distance))
     return plans

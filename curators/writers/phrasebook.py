@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-PHRASEBOOK_VERSION = "2"
+PHRASEBOOK_VERSION = "3"
 
 
 @dataclass(frozen=True, slots=True)

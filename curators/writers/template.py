@@ -200,6 +200,24 @@ class _TemplateRun:
                         start_s=fact.start_s, end_s=fact.end_s)
         return _Piece(question, answer, key, [fact.fact_id], ref, kind=fact.kind)
 
+    def _memory_media_pieces(self, pt: PlannedTurn) -> list[_Piece]:
+        """One piece per planned media recall; a clip with nothing left to ask is swapped for another earlier
+        clip in reach, the one whose distance is closest to the planned one."""
+        others = [m.turn for m in self.plan.media if m.turn < pt.index and pt.index - m.turn <= self.plan.max_distance
+                  and m.turn not in pt.recall_media_turns]
+        taken: set[int] = set()
+        pieces = []
+        for planned in pt.recall_media_turns:
+            for media_turn in [planned, *sorted(others, key=lambda m: (abs(m - planned), m))]:
+                if media_turn in taken:
+                    continue
+                piece = self._memory_media_piece(media_turn, pt.index)
+                if piece is not None:
+                    pieces.append(piece)
+                    taken.add(media_turn)
+                    break
+        return pieces
+
     def _memory_text_piece(self, statement_turn: int, turn: int) -> _Piece | None:
         slot_name, value, sentence = self.statements[statement_turn]
         if self._restated_between(value, statement_turn, turn):
@@ -225,17 +243,12 @@ class _TemplateRun:
             piece = self._current_piece(pt)
             pieces = [piece] if piece else []
         elif qtype in ("memory_media", "memory_text", "memory_mixed"):
-            for m in pt.recall_media_turns:
-                piece = self._memory_media_piece(m, pt.index)
-                if piece:
-                    pieces.append(piece)
-            for s in pt.recall_statement_turns:
-                piece = self._memory_text_piece(s, pt.index)
-                if piece:
-                    pieces.append(piece)
-            wanted = len(pt.recall_media_turns) + len(pt.recall_statement_turns)
-            if len(pieces) < wanted:
-                pieces = []  # a partial recall would change the question type; ask general knowledge instead
+            media_pieces = self._memory_media_pieces(pt)
+            text_pieces = [p for p in (self._memory_text_piece(s, pt.index) for s in pt.recall_statement_turns) if p]
+            pieces = media_pieces + text_pieces
+            # what could be recalled decides the type: a clip whose every fact was restated since drops out
+            qtype = ("memory_mixed" if media_pieces and text_pieces else "memory_media" if media_pieces
+                     else "memory_text" if text_pieces else "no_context")
         if not pieces:
             qtype = "no_context"
             pieces = [self._general_piece(pt.index)]

@@ -56,11 +56,3 @@ def test_question_mix_is_honoured():
     assert set(types) <= {"current_media", "memory_media", "no_context"}
     assert types["memory_media"] > 0 and types["current_media"] > 0
 
-
-def test_every_long_dialogue_reaches_eight_turns_back():
-    for seed in range(6):
-        for p in plan_dialogues(clip_pool(12), DialogueConfig(dialogues=4, min_turns=9, max_turns=20), seed):
-            assert max(d for t in p.turns for d in t.distances) >= 8
-            final = p.turns[-1]
-            assert final.question_type.startswith("memory") or max(
-                d for t in p.turns[:-1] for d in t.distances) >= 8

@@ -79,3 +79,14 @@ def test_media_members_follow_the_plan():
             assert item.member.split(".")[1] == {"image": "jpg", "video": "mp4", "audio": "flac"}[item.kind]
         assert sum(len(v) for v in shown.values()) == len(w.dialogue.media)
     assert TemplateDialogueWriter().prompt_hash() == TemplateDialogueWriter().prompt_hash()
+
+
+def test_every_long_written_dialogue_reaches_eight_turns_back():
+    images_only = [c for c in clip_pool(36) if c.clip.kind == "image"]  # few facts: clips run out of questions
+    for pool in (clip_pool(24), images_only):
+        by_id = {c.clip.clip_id: c for c in pool}
+        writer = make_writer(DialogueConfig())
+        for seed in range(4):
+            for plan in plan_dialogues(pool, DialogueConfig(dialogues=4, min_turns=9, max_turns=20), seed):
+                (w,) = writer.write_batch([plan], by_id)
+                assert max(t.memory_distance or 0 for t in w.dialogue.turns) >= 8
