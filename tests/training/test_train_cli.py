@@ -6,7 +6,10 @@ import re
 from flows.cli import main
 
 
-def test_train_command_prints_finite_loss_per_step(dataset_dir, capsys):
+def test_train_command_prints_finite_loss_per_step(tmp_path, media_bytes, capsys):
+    from conftest import make_sample, write_dataset
+
+    dataset_dir = write_dataset(tmp_path / "ds", [make_sample(i, turns=1 + i) for i in range(3)], media_bytes, 3)
     code = main(["train", "--shards", str(dataset_dir), "--steps", "3", "--max-tokens", "2048", "--seed", "1"])
     assert code == 0
     losses = [float(m) for m in re.findall(r"^step\s+\d+\s+loss ([0-9.eE+-]+)", capsys.readouterr().out, re.M)]
