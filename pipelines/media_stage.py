@@ -71,7 +71,7 @@ def visual_task(clip: Clip, cfg: VisualConfig) -> tuple[VisualFacts, float]:
     return visual_facts(clip, cfg), time.perf_counter() - started
 
 
-# Half a CPU: the actor outlives one call (see asr_actors) and must leave room for other stages' tasks.
+# Half a CPU: the actor may outlive one call (keep_models) and must leave room for other stages' tasks.
 @ray.remote(num_cpus=0.5)
 class AsrActor:
     """Holds one faster-whisper model for the life of the stage."""
@@ -149,12 +149,13 @@ def _progress(done: int, total: int, counters: Counter, enabled: bool) -> None:
               end="" if done < total else "\n", file=sys.stderr, flush=True)
 
 
-def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
-                    progress: bool = True) -> MediaStageResult:
+def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, progress: bool = True, *,
+                    keep_models: bool = False) -> MediaStageResult:
     """Probe, decode and annotate every source of ``cfg.input`` (or ``sources``) on Ray.
 
     Decoded media land in ``cfg.work_path/clips/<clip_id>/``. Output order is sorted, so it does not
-    depend on which task finished first.
+    depend on which task finished first. ``keep_models`` leaves the ASR actors running for the next call
+    (a caller that feeds the stage batch by batch loads the model once, then calls release_asr_actors).
     """
     from pipelines.ray_runtime import ensure_ray
 
@@ -261,6 +262,8 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None,
         admit()
     if captioner is not None:
         ray.kill(captioner)
+    if not keep_models:
+        release_asr_actors()
     annotated.sort(key=lambda a: (a.clip.source_uri, a.clip.start_s, a.clip.clip_id))
     quarantine.sort(key=lambda q: (q.uri, q.stage))
     counters["seconds"] = round(time.monotonic() - started)

@@ -8,9 +8,10 @@ from media_fixtures import counter_video, subtitles_only_mkv, tone, truncated_co
 
 from curators.corpus_synth import synth_corpus
 from curators.probe import probe_source
+from pipelines import media_stage
 from pipelines.isolation import IsolatedCallError, IsolatedDecoder, decode_isolated
 from pipelines.media_stage import run_media_stage
-from schemas.config import CurateConfig, DecodeConfig, ProbePolicy
+from schemas.config import AsrConfig, CurateConfig, DecodeConfig, ProbePolicy
 
 
 def test_media_stage_annotates_good_files_and_quarantines_bad_ones(tmp_path: Path, ray_local):
@@ -27,6 +28,7 @@ def test_media_stage_annotates_good_files_and_quarantines_bad_ones(tmp_path: Pat
     cfg = CurateConfig(input=str(corpus), output=str(tmp_path / "out"),
                        decode=DecodeConfig(frames_per_clip=4, clip_seconds=3.0))
     result = run_media_stage(cfg, progress=False)
+    assert media_stage._asr_actors == {}, "the ASR actor is released unless keep_models"
 
     assert {(Path(q.uri).name, q.reason) for q in result.quarantine} == {
         ("empty.mp4", "empty"), ("cut.mp4", "truncated"), ("text.mp4", "not_media"),
@@ -108,3 +110,11 @@ def test_no_sources_gives_an_empty_result(tmp_path: Path, ray_local):
     result = run_media_stage(CurateConfig(input=str(tmp_path), output=str(tmp_path / "out")), sources=[],
                              progress=False)
     assert (result.clips, result.quarantine, result.counters["sources"]) == ([], [], 0)
+
+
+def test_kept_asr_actors_are_reused_then_released(ray_local):
+    cfg = AsrConfig(actors=2)
+    pool = media_stage.asr_actors(cfg)
+    assert len(pool) == 2 and media_stage.asr_actors(cfg) is pool
+    media_stage.release_asr_actors()
+    assert media_stage._asr_actors == {}
