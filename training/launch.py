@@ -103,7 +103,8 @@ def run_ray(config: TrainConfig, on_step: Callable | None = None):
     from schemas.validation import to_dict
 
     if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS"), num_cpus=None if os.environ.get("RAY_ADDRESS") else 2,
+        address = os.environ.get("RAY_ADDRESS") or None
+        ray.init(address=address, num_cpus=None if address else 2,
                  include_dashboard=False, log_to_driver=True)
     workers = max(1, config.launch.ray_workers)
     trainer = TorchTrainer(

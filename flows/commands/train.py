@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def register(subparsers) -> None:
@@ -65,6 +66,6 @@ def run(args: argparse.Namespace) -> int:
         print(format_step(report), flush=True)
 
     result = launch(config, launcher=args.launcher, on_step=show)
-    if result is not None and result.checkpoint:
+    if result is not None and result.checkpoint and os.environ.get("RANK", "0") == "0":
         print(f"checkpoint: {result.checkpoint}")
     return 0
