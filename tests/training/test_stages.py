@@ -114,3 +114,32 @@ def test_shipped_stage_configs_parse():
     folder = Path(__file__).resolve().parents[2] / "training" / "configs"
     stages = {load_train_config(p).stage for p in folder.glob("*.yaml")}
     assert stages == set(STAGES)
+
+
+def test_parts_load_from_local_checkpoints(tmp_path):
+    """Each part starts from a local HF-format directory (or safetensors for the speech decoder) when configured."""
+    from dataclasses import replace
+
+    from training.model.config import tiny_model_config
+    from training.model.omni import OmniModel
+
+    torch.manual_seed(0)
+    base = tiny_model_config(151680, speech=True)
+    source = OmniModel(base, 151671, 151674)
+    source.llm.save_pretrained(tmp_path / "llm")
+    source.vision.encoder.save_pretrained(tmp_path / "vision")
+    from transformers import WhisperConfig, WhisperModel
+
+    whisper = WhisperModel(WhisperConfig(**{**source.audio.encoder.config.to_dict(), "decoder_layers": 1}))
+    whisper.encoder.load_state_dict(source.audio.encoder.state_dict())
+    whisper.save_pretrained(tmp_path / "whisper")
+    source.speech_decoder.save(tmp_path / "speech")
+    config = replace(base, llm=replace(base.llm, pretrained=str(tmp_path / "llm")),
+                     vision=replace(base.vision, pretrained=str(tmp_path / "vision")),
+                     audio=replace(base.audio, pretrained=str(tmp_path / "whisper")),
+                     speech=replace(base.speech, pretrained=str(tmp_path / "speech")))
+    torch.manual_seed(1)
+    loaded = OmniModel(config, 151671, 151674)
+    for part in ("llm", "vision.encoder", "audio.encoder", "speech_decoder"):
+        a, b = source.get_submodule(part).state_dict(), loaded.get_submodule(part).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part

@@ -73,7 +73,7 @@ class SpeechDecoderConfig:
     """Speech-token LM fed text-token embeddings and LLM hidden states, interleaved text:speech."""
 
     pretrained: str | None = None
-    """Local directory holding a saved speech decoder (``speech_decoder.pt`` + its config)."""
+    """Local directory with ``speech_decoder.safetensors`` (saved by ``SpeechDecoder.save``) to start from."""
     hidden_size: int = 1024
     layers: int = 12
     heads: int = 16

@@ -7,6 +7,8 @@ predicts the next speech token (or end of speech) whenever the next element is s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -14,6 +16,7 @@ from torch import nn
 from training.model.config import SpeechDecoderConfig
 
 IGNORE = -100
+WEIGHTS_FILE = "speech_decoder.safetensors"
 
 
 class UnitSpeechTokenizer:
@@ -100,6 +103,16 @@ class SpeechDecoder(nn.Module):
         self.text_proj = nn.Linear(llm_hidden, config.hidden_size)
         self.hidden_proj = nn.Linear(llm_hidden, config.hidden_size)
         self.head = nn.Linear(config.hidden_size, config.speech_vocab + 1)
+        if config.pretrained:
+            from safetensors.torch import load_file
+
+            self.load_state_dict(load_file(str(Path(config.pretrained) / WEIGHTS_FILE)))
+
+    def save(self, directory: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(Path(directory) / WEIGHTS_FILE))
 
     def sequences(self, batch, hidden: torch.Tensor, text_embed: nn.Module):
         """Per spoken answer: input embeddings [L, d] and targets [L] in interleaved order."""
