@@ -79,7 +79,9 @@ def measure(corpus: str, work: str) -> dict:
 
 def run_scale(corpus: Path, work: Path) -> dict:
     out = subprocess.run([sys.executable, __file__, "--measure", str(corpus), str(work)], capture_output=True,
-                         text=True, check=True)
+                         text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"the stage failed on {corpus}:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

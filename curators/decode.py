@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import shutil
 import subprocess
+import uuid
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -176,7 +180,7 @@ def _decode_video_clip(asset: MediaAsset, path: str, span: tuple[float, float], 
         extra, audio_path = _audio_outputs(asset, folder, cfg, shard_audio=False)
         outputs += extra
     run_ffmpeg(["-ss", f"{start:.3f}", "-i", path, "-t", f"{end - start:.3f}", *outputs])
-    return Clip(clip_id=folder.name, media_id=asset.media_id, source_uri=asset.uri, kind="video",
+    return Clip(clip_id=folder.name.split(".")[0], media_id=asset.media_id, source_uri=asset.uri, kind="video",
                 start_s=start, end_s=end, media_path=str(media), frame_paths=frame_paths,
                 frame_times_s=[round(float(frames.frame_starts[i]), 4) for i in indices], audio_path=audio_path,
                 width=shard_frame_size(pixels.shape[2], pixels.shape[1])[0],
@@ -188,7 +192,7 @@ def _decode_audio_clip(asset: MediaAsset, path: str, span: tuple[float, float], 
     start, end = span
     outputs, wav = _audio_outputs(asset, folder, cfg, shard_audio=True)
     run_ffmpeg(["-ss", f"{start:.3f}", "-i", path, "-t", f"{end - start:.3f}", *outputs])
-    return Clip(clip_id=folder.name, media_id=asset.media_id, source_uri=asset.uri, kind="audio",
+    return Clip(clip_id=folder.name.split(".")[0], media_id=asset.media_id, source_uri=asset.uri, kind="audio",
                 start_s=start, end_s=end, media_path=str(folder / "clip.flac"), audio_path=wav)
 
 
@@ -200,8 +204,8 @@ def _decode_image(asset: MediaAsset, path: str, folder: Path) -> Clip:
         raise Refusal("decode_error", f"image does not decode: {exc}") from None
     media = folder / "image.jpg"
     image.save(media, quality=95)
-    return Clip(clip_id=folder.name, media_id=asset.media_id, source_uri=asset.uri, kind="image", start_s=0.0,
-                end_s=0.0, media_path=str(media), frame_paths=[str(media)], frame_times_s=[0.0],
+    return Clip(clip_id=folder.name.split(".")[0], media_id=asset.media_id, source_uri=asset.uri, kind="image",
+                start_s=0.0, end_s=0.0, media_path=str(media), frame_paths=[str(media)], frame_times_s=[0.0],
                 width=image.width, height=image.height)
 
 
@@ -238,11 +242,9 @@ def open_video(path: str, scratch: Path) -> VideoFrames:
 
 def decode_local(asset: MediaAsset, path: str, cfg: DecodeConfig, work_dir: str | Path) -> list[Clip]:
     """Decode a local file into clips under ``work_dir/<clip_id>/``; raises Refusal for bad content."""
-    import shutil
-
     root = Path(work_dir)
     spans = clip_spans(asset, cfg, path)
-    scratch = root / f".intermediate-{asset.media_id}"
+    scratch = root / f".intermediate-{asset.media_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         frames = open_video(path, scratch) if asset.kind == "video" else None
         return _decode_spans(asset, path, spans, frames, cfg, root)
@@ -250,18 +252,40 @@ def decode_local(asset: MediaAsset, path: str, cfg: DecodeConfig, work_dir: str 
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _relocate(clip: Clip, partial: Path, final: Path) -> Clip:
+    def move(path: str | None) -> str | None:
+        return None if path is None else str(final / Path(path).relative_to(partial))
+
+    return replace(clip, media_path=move(clip.media_path), frame_paths=[move(p) for p in clip.frame_paths],
+                   audio_path=move(clip.audio_path))
+
+
 def _decode_spans(asset: MediaAsset, path: str, spans: list[tuple[float, float]], frames: VideoFrames | None,
                   cfg: DecodeConfig, root: Path) -> list[Clip]:
+    """Each clip is written in a private folder renamed into place whole, so a reader never sees a
+    half-written clip, and two sources with the same bytes decoding at once cannot clobber each other."""
     clips = []
     for span in spans:
-        folder = root / clip_id_for(asset.media_id, *span)
-        folder.mkdir(parents=True, exist_ok=True)
-        if asset.kind == "image":
-            clips.append(_decode_image(asset, path, folder))
-        elif asset.kind == "video":
-            clips.append(_decode_video_clip(asset, path, span, frames, cfg, folder))
-        else:
-            clips.append(_decode_audio_clip(asset, path, span, cfg, folder))
+        clip_id = clip_id_for(asset.media_id, *span)
+        final = root / clip_id
+        partial = root / f"{clip_id}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        partial.mkdir(parents=True)
+        try:
+            if asset.kind == "image":
+                clip = _decode_image(asset, path, partial)
+            elif asset.kind == "video":
+                clip = _decode_video_clip(asset, path, span, frames, cfg, partial)
+            else:
+                clip = _decode_audio_clip(asset, path, span, cfg, partial)
+            try:
+                partial.rename(final)
+            except OSError:
+                if not final.is_dir():
+                    raise
+                # an identical clip landed first (same bytes, same span, same settings): keep that one
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        clips.append(_relocate(clip, partial, final))
     return clips
 
 

@@ -146,8 +146,21 @@ def decode_isolated(asset: MediaAsset, cfg: DecodeConfig, work_dir: str, budget_
         isolated.close()
 
 
+def _exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
+    """Leave when the parent dies, even while a decode hangs in native code."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _serve(decoder_name: str) -> None:
     """Answer one JSON request per input line until stdin closes."""
+    _exit_with_parent(os.getppid())
     # replies go to a private copy of stdout; anything a native library prints lands on stderr
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)

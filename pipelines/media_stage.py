@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from collections import Counter
@@ -14,6 +15,7 @@ from curators.facts import annotate_clip
 from curators.sources import drop_local_copy, list_sources
 from schemas.config import AsrConfig, CurateConfig, DecodeConfig, ProbePolicy, VisualConfig
 from schemas.media import AnnotatedClip, Clip, MediaAsset, QuarantineRecord, SourceItem, Transcript, VisualFacts
+from schemas.validation import to_json
 
 ASSETS_IN_FLIGHT_PER_CPU = 2
 """Sources between probe and annotate at once, per cluster CPU (at least 8): the window bounds memory
@@ -38,7 +40,7 @@ class MediaStageResult:
     probe_ms, decode_ms, asr_ms, visual_ms (caption_ms, captioned, caption_errors when a captioner is on)."""
 
 
-@ray.remote(num_cpus=0.25)
+@ray.remote(num_cpus=0.5)
 def probe_task(item: SourceItem, policy: ProbePolicy, cache_dir: str) -> tuple[MediaAsset | QuarantineRecord, float]:
     from curators.probe import probe_source
 
@@ -46,21 +48,28 @@ def probe_task(item: SourceItem, policy: ProbePolicy, cache_dir: str) -> tuple[M
     return probe_source(item.uri, policy, metadata=item.metadata, cache_dir=cache_dir), time.perf_counter() - started
 
 
-_worker_decoder = None
-"""The isolated decoder of this Ray worker process, kept between tasks (Ray reuses task workers)."""
-
-
 @ray.remote(num_cpus=1)
-def decode_task(asset: MediaAsset, cfg: DecodeConfig, work_dir: str, cache_dir: str,
-                budget_s: float) -> tuple[list[Clip] | QuarantineRecord, float]:
-    global _worker_decoder
-    from pipelines.isolation import IsolatedDecoder
+class DecodeActor:
+    """Owns one isolated decoder process; a fixed pool of these bounds the decoders alive at once."""
 
-    started = time.perf_counter()
-    if _worker_decoder is None:
-        _worker_decoder = IsolatedDecoder()
-    result = _worker_decoder.decode(asset, cfg, work_dir, budget_s, cache_dir=cache_dir)
-    return result, time.perf_counter() - started
+    def __init__(self):
+        from pipelines.isolation import IsolatedDecoder
+
+        self.decoder = IsolatedDecoder()
+
+    def decode(self, asset: MediaAsset, cfg: DecodeConfig, work_dir: str, cache_dir: str,
+               budget_s: float) -> tuple[list[Clip] | QuarantineRecord, float]:
+        started = time.perf_counter()
+        result = self.decoder.decode(asset, cfg, work_dir, budget_s, cache_dir=cache_dir)
+        return result, time.perf_counter() - started
+
+    def close(self) -> None:
+        self.decoder.close()
+
+
+def decoder_count(cluster_cpus: float) -> int:
+    """Decode actors for a cluster: every CPU but one (left to ASR, probing and visual facts), at least one."""
+    return max(1, int(cluster_cpus) - 1)
 
 
 @ray.remote(num_cpus=0.5)
@@ -164,10 +173,14 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, 
     started = time.monotonic()
     items = list_sources(cfg.input) if sources is None else sorted(sources, key=lambda s: s.uri)
     work = Path(cfg.work_path)
-    clip_dir, cache_dir = str(work / "clips"), str(work / "fetch")
+    # decoded clips are keyed by content and span; settings that change them get their own folder
+    clip_dir = str(work / "clips" / hashlib.sha256(to_json(cfg.decode).encode()).hexdigest()[:12])
+    cache_dir = str(work / "fetch")
     counters: Counter = Counter(sources=len(items))
     annotated: list[AnnotatedClip] = []
     quarantine: list[QuarantineRecord] = []
+    decoders = [DecodeActor.remote() for _ in range(decoder_count(resources.get("CPU", 2)))]
+    decoder_busy = [0] * len(decoders)
     asr_pool: list = []  # started when the first clip with audio arrives
     asr_busy = [0] * cfg.asr.actors
     captioner = CaptionActor.remote(cfg.visual) if cfg.visual.captioner != "none" else None
@@ -208,62 +221,69 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, 
                 counters.update(f"facts_{fact.kind}" for fact in result.facts)
         _progress(finished, len(items), counters, progress)
 
-    admit()
-    while pending:
-        [ref], _ = ray.wait(list(pending), num_returns=1)
-        stage, index, clip_id = pending.pop(ref)
-        value, seconds = ray.get(ref)
-        counters[f"{stage}_ms"] += round(seconds * 1000)
-        state = states[index]
-        if stage == "probe":
-            if isinstance(value, QuarantineRecord):
-                close(index, value)
+    try:
+        admit()
+        while pending:
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            stage, index, clip_id = pending.pop(ref)
+            value, seconds = ray.get(ref)
+            counters[f"{stage}_ms"] += round(seconds * 1000)
+            state = states[index]
+            if stage == "probe":
+                if isinstance(value, QuarantineRecord):
+                    close(index, value)
+                else:
+                    state.asset = value
+                    slot = decoder_busy.index(min(decoder_busy))
+                    decoder_busy[slot] += 1
+                    pending[decoders[slot].decode.remote(value, cfg.decode, clip_dir, cache_dir,
+                                                         cfg.probe.decode_timeout_s)] = ("decode", index, str(slot))
+            elif stage == "decode":
+                decoder_busy[int(clip_id)] -= 1
+                if isinstance(value, QuarantineRecord):
+                    close(index, value)
+                else:
+                    state.clips = value
+                    counters["clips"] += len(value)
+                    for clip in value:
+                        counters[f"clips_{clip.kind}"] += 1
+                        if clip.audio_path:
+                            asr_pool = asr_pool or asr_actors(cfg.asr)
+                            slot = asr_busy.index(min(asr_busy))  # the least busy actor
+                            asr_busy[slot] += 1
+                            pending[asr_pool[slot].transcribe.remote(clip)] = ("asr", index, f"{slot}:{clip.clip_id}")
+                            state.waiting += 1
+                        if clip.frame_paths:
+                            pending[visual_task.remote(clip, cfg.visual)] = ("visual", index, clip.clip_id)
+                            state.waiting += 1
+                        if clip.frame_paths and captioner is not None:
+                            pending[captioner.caption.remote(clip)] = ("caption", index, clip.clip_id)
+                            state.waiting += 1
+                    if state.waiting == 0:
+                        close(index, None)
             else:
-                state.asset = value
-                pending[decode_task.remote(value, cfg.decode, clip_dir, cache_dir,
-                                           cfg.probe.decode_timeout_s)] = ("decode", index, "")
-        elif stage == "decode":
-            if isinstance(value, QuarantineRecord):
-                close(index, value)
-            else:
-                state.clips = value
-                counters["clips"] += len(value)
-                for clip in value:
-                    counters[f"clips_{clip.kind}"] += 1
-                    if clip.audio_path:
-                        asr_pool = asr_pool or asr_actors(cfg.asr)
-                        slot = asr_busy.index(min(asr_busy))  # the least busy actor
-                        asr_busy[slot] += 1
-                        pending[asr_pool[slot].transcribe.remote(clip)] = ("asr", index, f"{slot}:{clip.clip_id}")
-                        state.waiting += 1
-                    if clip.frame_paths:
-                        pending[visual_task.remote(clip, cfg.visual)] = ("visual", index, clip.clip_id)
-                        state.waiting += 1
-                    if clip.frame_paths and captioner is not None:
-                        pending[captioner.caption.remote(clip)] = ("caption", index, clip.clip_id)
-                        state.waiting += 1
+                if stage == "asr":
+                    slot, _, clip_id = clip_id.partition(":")
+                    asr_busy[int(slot)] -= 1
+                    state.transcripts[clip_id] = value
+                    counters["transcribed"] += 1
+                    counters["asr_segments_rejected"] += value.rejected_segments
+                elif stage == "caption":
+                    state.captions[clip_id] = value
+                    counters["captioned" if value else "caption_errors"] += 1
+                else:
+                    state.visuals[clip_id] = value
+                state.waiting -= 1
                 if state.waiting == 0:
                     close(index, None)
-        else:
-            if stage == "asr":
-                slot, _, clip_id = clip_id.partition(":")
-                asr_busy[int(slot)] -= 1
-                state.transcripts[clip_id] = value
-                counters["transcribed"] += 1
-                counters["asr_segments_rejected"] += value.rejected_segments
-            elif stage == "caption":
-                state.captions[clip_id] = value
-                counters["captioned" if value else "caption_errors"] += 1
-            else:
-                state.visuals[clip_id] = value
-            state.waiting -= 1
-            if state.waiting == 0:
-                close(index, None)
-        admit()
-    if captioner is not None:
-        ray.kill(captioner)
-    if not keep_models:
-        release_asr_actors()
+            admit()
+    finally:
+        # idle decoders stop their child at once; a child stuck behind a failed run exits when its actor dies
+        ray.wait([decoder.close.remote() for decoder in decoders], num_returns=len(decoders), timeout=10)
+        for actor in [*decoders, *([captioner] if captioner is not None else [])]:
+            ray.kill(actor)
+        if not keep_models:
+            release_asr_actors()
     annotated.sort(key=lambda a: (a.clip.source_uri, a.clip.start_s, a.clip.clip_id))
     quarantine.sort(key=lambda q: (q.uri, q.stage))
     counters["seconds"] = round(time.monotonic() - started)

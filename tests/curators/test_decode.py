@@ -216,3 +216,17 @@ def test_large_video_is_scaled_down_for_shards(tmp_path: Path):
     [clip] = decode_asset(asset, DecodeConfig(frames_per_clip=1), tmp_path / "work")
     info = streams(clip.media_path)["streams"][0]
     assert (info["width"], info["height"], clip.width, clip.height) == (1280, 320, 1280, 320)
+
+
+def test_identical_sources_decoding_at_once_do_not_clobber_each_other(tmp_path: Path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    asset = probe(counter_video(tmp_path / "v.mp4", seconds=1.0))
+    cfg = DecodeConfig(frames_per_clip=2)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: decode_asset(asset, cfg, tmp_path / "work"), range(4)))
+    assert all(isinstance(r, list) for r in results), results
+    assert len({r[0].media_path for r in results}) == 1
+    clip = results[0][0]
+    assert streams(clip.media_path)["streams"], "the shared clip is whole"
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == [clip.clip_id], "no partial folders left"

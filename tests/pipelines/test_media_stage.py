@@ -118,3 +118,44 @@ def test_kept_asr_actors_are_reused_then_released(ray_local):
     assert len(pool) == 2 and media_stage.asr_actors(cfg) is pool
     media_stage.release_asr_actors()
     assert media_stage._asr_actors == {}
+
+
+def test_a_hung_decoder_exits_when_its_parent_dies(tmp_path: Path, probed_video):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path, asset = probed_video
+    path.unlink()
+    os.mkfifo(path)
+    script = (
+        "import sys\n"
+        "from pipelines.isolation import IsolatedDecoder\n"
+        "from schemas.config import DecodeConfig\n"
+        "from schemas.media import MediaAsset\n"
+        "from schemas.validation import from_json\n"
+        "decoder = IsolatedDecoder()\n"
+        "asset = from_json(MediaAsset, sys.argv[1])\n"
+        "decoder._start()\n"
+        "print(decoder._process.pid, flush=True)\n"
+        "decoder.decode(asset, DecodeConfig(), sys.argv[2], budget_s=600)\n")
+    from schemas.validation import to_json
+
+    parent = subprocess.Popen([sys.executable, "-c", script, to_json(asset), str(tmp_path / "w")],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    child = int(parent.stdout.readline())
+    time.sleep(1.0)
+    os.kill(child, 0)  # the child is alive, stuck on the pipe
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the orphaned decoder kept running")
