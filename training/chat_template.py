@@ -179,9 +179,16 @@ def _media_tokens(b: _Builder, member: str, kind: str, media, special: SpecialId
         count = accounting.image_context(n) if kind == "image" else accounting.video_context(n)
         b.tokens([special.img_start] + [special.img_context] * count + [special.img_end])
         out.visuals.append(decoded.tiles)
+        if decoded.audio is not None:
+            _audio_span(b, decoded.audio, special, accounting, out)
     else:
         if not isinstance(decoded, DecodedAudio):
             raise KeyError(f"member {member!r} is not audio")
-        count = accounting.audio_context(decoded.seconds)
-        b.tokens([special.audio_start] + [special.audio_context] * count + [special.audio_end])
-        out.audios.append((decoded.mels, count))
+        _audio_span(b, decoded, special, accounting, out)
+
+
+def _audio_span(b: _Builder, decoded: DecodedAudio, special: SpecialIds, accounting: TokenAccounting,
+                out: RenderedSample) -> None:
+    count = accounting.audio_context(decoded.seconds)
+    b.tokens([special.audio_start] + [special.audio_context] * count + [special.audio_end])
+    out.audios.append((decoded.mels, count))

@@ -64,6 +64,8 @@ class LoaderConfig:
     """Dataloader worker processes per rank (0: read in the training process)."""
     max_consecutive_failures: int = 100
     """Stop with an error after this many bad samples in a row (the data is broken, not a sample)."""
+    video_audio: bool = True
+    """Give a video's own sound track to the model as an audio span after its frames (as the budget counts it)."""
     preference_pairs: bool = False
     """DPO: each sample becomes two rows, its final answer replaced by the chosen then the rejected one."""
     speech: SpeechDecoderConfig | None = None
@@ -363,7 +365,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
             if kind == "image":
                 out[member] = decode_image(data, tiles.get(member), cfg)
             elif kind == "video":
-                out[member] = decode_video(data, tiles.get(member), cfg)
+                out[member] = decode_video(data, tiles.get(member), cfg, with_audio=self.config.video_audio)
             else:
                 out[member] = decode_audio(data, cfg)
         return out

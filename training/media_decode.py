@@ -35,16 +35,18 @@ class MediaDecodeConfig:
 
 
 @dataclass(slots=True)
-class DecodedVisual:
-    tiles: torch.Tensor
-    """uint8 [n, 3, tile, tile]; the model normalises on its device (4x less to copy and ship than float)."""
-
-
-@dataclass(slots=True)
 class DecodedAudio:
     mels: torch.Tensor
     """float32 [chunks, mel_bins, frames_per_chunk] log-mel."""
     seconds: float
+
+
+@dataclass(slots=True)
+class DecodedVisual:
+    tiles: torch.Tensor
+    """uint8 [n, 3, tile, tile]; the model normalises on its device (4x less to copy and ship than float)."""
+    audio: DecodedAudio | None = None
+    """A video's own sound track, when it has one (the token budget counts it as audio)."""
 
 
 def _channels_first(images: np.ndarray) -> torch.Tensor:
@@ -102,8 +104,9 @@ def decode_image(data: bytes, tiles: int | None, config: MediaDecodeConfig) -> D
     return DecodedVisual(tiles=_channels_first(np.stack([np.asarray(c) for c in crops])))
 
 
-def decode_video(data: bytes, frames: int | None, config: MediaDecodeConfig) -> DecodedVisual:
-    """``frames`` frames sampled uniformly (segment centres), each resized to one tile."""
+def decode_video(data: bytes, frames: int | None, config: MediaDecodeConfig, with_audio: bool = False
+                 ) -> DecodedVisual:
+    """``frames`` frames sampled uniformly (segment centres), each resized to one tile; and its sound track."""
     import decord
 
     frames = frames or config.frames_per_clip
@@ -117,7 +120,13 @@ def decode_video(data: bytes, frames: int | None, config: MediaDecodeConfig) -> 
         array = reader.get_batch(indices).asnumpy()
     except (decord.DECORDError, RuntimeError) as exc:
         raise MediaDecodeError(f"video: {exc}") from None
-    return DecodedVisual(tiles=_channels_first(array))
+    sound = None
+    if with_audio:
+        try:
+            sound = audio_features(decode_waveform(data), config)
+        except MediaDecodeError:
+            sound = None  # a silent video
+    return DecodedVisual(tiles=_channels_first(array), audio=sound)
 
 
 def decode_waveform(data: bytes) -> np.ndarray:

@@ -28,12 +28,13 @@ def _ffmpeg(*args: str) -> None:
 
 @pytest.fixture(scope="session")
 def media_bytes(tmp_path_factory) -> dict[str, bytes]:
-    """{suffix kind: bytes}: a 600x300 jpg, a 1 s H.264 mp4, a 1.3 s flac tone, a 0.7 s flac 'speech'."""
+    """{suffix kind: bytes}: a 600x300 jpg, a 1 s H.264+AAC mp4, a 1.3 s flac tone, a 0.7 s flac 'speech'."""
     folder = tmp_path_factory.mktemp("media")
     buf = io.BytesIO()
     Image.new("RGB", (600, 300), (200, 30, 30)).save(buf, "JPEG", quality=90)
-    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-            str(folder / "clip.mp4"))
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=1", "-f", "lavfi", "-i",
+            "sine=frequency=300:duration=1:sample_rate=16000", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+            "-shortest", str(folder / "clip.mp4"))
     _ffmpeg("-f", "lavfi", "-i", f"sine=frequency=440:duration={AUDIO_SECONDS}:sample_rate=44100",
             str(folder / "tone.flac"))
     _ffmpeg("-f", "lavfi", "-i", f"sine=frequency=660:duration={SPEECH_SECONDS}:sample_rate=22050",

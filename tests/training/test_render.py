@@ -38,7 +38,8 @@ def test_placeholder_counts_follow_token_accounting(tokenizer, media_bytes, acco
     special = SpecialIds.of(tokenizer)
     cfg = MediaDecodeConfig()
     image = decode_image(media_bytes["jpg"], IMAGE_TILES, cfg)
-    video = decode_video(media_bytes["mp4"], VIDEO_FRAMES, cfg)
+    video = decode_video(media_bytes["mp4"], VIDEO_FRAMES, cfg, with_audio=True)
+    assert video.audio is not None and abs(video.audio.seconds - 1.0) < 0.1
     audio = decode_audio(media_bytes["flac"], cfg)
     assert image.tiles.shape == (IMAGE_TILES, 3, 448, 448) and video.tiles.shape == (VIDEO_FRAMES, 3, 448, 448)
     assert abs(audio.seconds - AUDIO_SECONDS) < 0.03 and audio.mels.shape == (1, 128, 3000)
@@ -48,9 +49,14 @@ def test_placeholder_counts_follow_token_accounting(tokenizer, media_bytes, acco
     img = spans(out.input_ids, special.img_start, special.img_end)
     assert img == [accounting.tokens_per_tile * IMAGE_TILES, accounting.tokens_per_tile * VIDEO_FRAMES]
     expected_audio = math.ceil(audio.seconds * accounting.audio_tokens_per_second)
-    assert spans(out.input_ids, special.audio_start, special.audio_end) == [expected_audio]
+    video_sound = math.ceil(video.audio.seconds * accounting.audio_tokens_per_second)
+    # the video's own sound track follows its frames, then the audio clip
+    assert spans(out.input_ids, special.audio_start, special.audio_end) == [video_sound, expected_audio]
+    after_video = out.input_ids.index(special.img_end, out.input_ids.index(special.img_end) + 1) + 1
+    assert out.input_ids[after_video] == special.audio_start
     assert out.input_ids.count(special.img_context) == sum(img)
-    assert out.input_ids.count(special.audio_context) == expected_audio == out.audios[0][1]
+    assert out.input_ids.count(special.audio_context) == video_sound + expected_audio
+    assert [count for _, count in out.audios] == [video_sound, expected_audio]
     assert [v.shape[0] for v in out.visuals] == [IMAGE_TILES, VIDEO_FRAMES]
     # with the wrap tokens, each media item costs exactly what the budget filter charges for it
     assert img[0] + 2 == accounting.image_tokens(IMAGE_TILES) and img[1] + 2 == accounting.video_tokens(VIDEO_FRAMES)
@@ -61,8 +67,10 @@ def test_spoken_user_turn_becomes_audio_of_its_length(tokenizer, media_bytes):
     sample = make_sample(1, turns=2)
     plain = render(tokenizer, sample, media_bytes)
     spoken = render(tokenizer, sample, media_bytes, spoken_user=True)
-    assert spans(plain.input_ids, special.audio_start, special.audio_end) == []
-    assert spans(spoken.input_ids, special.audio_start, special.audio_end) == [math.ceil(SPEECH_SECONDS * 25)]
+    video_sound = spans(plain.input_ids, special.audio_start, special.audio_end)
+    assert len(video_sound) == 1  # turn 1's video has a sound track
+    assert spans(spoken.input_ids, special.audio_start, special.audio_end) == \
+           video_sound + [math.ceil(SPEECH_SECONDS * 25)]
     question = "Question 1 of dialogue 1"
     assert question in tokenizer.decode(plain.input_ids) and question not in tokenizer.decode(spoken.input_ids)
 
