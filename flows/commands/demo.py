@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="synthesise a corpus, curate it, review it and train a few steps")
     p.add_argument("--workdir", default="demo-out", help="where the corpus, dataset and checkpoints go")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-steps", type=int, default=4)
+    p.add_argument("--train-steps", type=int, default=3)
     p.add_argument("--keep", action="store_true", help="reuse an existing corpus and dataset in --workdir")
     p.set_defaults(run=run)
 
@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     report = work / "report.html"
     _step("render the review report (plots)", ["review", "report", "--dataset", str(dataset), "--out", str(report)])
     _step("train the tiny omni model a few steps on the shards",
-          ["train", "--shards", str(dataset / "manifest.json"), "--steps", str(args.train_steps)])
+          ["train", "--shards", str(dataset / "manifest.json"), "--steps", str(args.train_steps),
+           "--max-tokens", "8192"])
 
     from pipelines.dataset_summary import summarize_dataset
 
