@@ -68,8 +68,8 @@ def image_tiles(width: int | None, height: int | None, decode: DecodeConfig) -> 
 def media_tiles(clip: AnnotatedClip, decode: DecodeConfig) -> int:
     if clip.clip.kind == "image":
         return image_tiles(clip.clip.width, clip.clip.height, decode)
-    if clip.clip.kind == "video":
-        return decode.frames_per_clip
+    if clip.clip.kind == "video":  # the frames actually sampled: fps and keyframe policies vary per clip
+        return len(clip.clip.frame_paths) or decode.frames_per_clip
     return 0
 
 
