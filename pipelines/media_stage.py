@@ -67,6 +67,12 @@ class DecodeActor:
         self.decoder.close()
 
 
+def cpu_share(cluster_cpus: float) -> float:
+    """Scale of every CPU reservation: 1 from two CPUs up; below that the decoder, an ASR actor and a probe
+    must still fit at once, or a one-CPU cluster would wait forever on the long-lived actors."""
+    return min(1.0, max(cluster_cpus, 0.5) / 2)
+
+
 def decoder_count(cluster_cpus: float) -> int:
     """Decode actors for a cluster: every CPU but one (left to ASR, probing and visual facts), at least one."""
     return max(1, int(cluster_cpus) - 1)
@@ -118,7 +124,7 @@ class CaptionActor:
 _asr_actors: dict[tuple[str, str], list] = {}
 
 
-def asr_actors(cfg: AsrConfig) -> list:
+def asr_actors(cfg: AsrConfig, share: float = 1.0) -> list:
     """The ASR actor pool for these settings in this Ray session, started on first use and kept for later
     calls (a run that calls the stage batch by batch loads each model once)."""
     from schemas.validation import to_json
@@ -127,7 +133,8 @@ def asr_actors(cfg: AsrConfig) -> list:
     if key not in _asr_actors:
         gpus = 1 if cfg.device.startswith("cuda") else 0
         # a killed or crashed actor process is restarted and its call retried, so the run goes on
-        _asr_actors[key] = [AsrActor.options(num_gpus=gpus, max_restarts=3, max_task_retries=3).remote(cfg)
+        _asr_actors[key] = [AsrActor.options(num_cpus=0.5 * share, num_gpus=gpus, max_restarts=3,
+                                             max_task_retries=3).remote(cfg)
                             for _ in range(cfg.actors)]
     return _asr_actors[key]
 
@@ -179,11 +186,12 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, 
     counters: Counter = Counter(sources=len(items))
     annotated: list[AnnotatedClip] = []
     quarantine: list[QuarantineRecord] = []
-    decoders = [DecodeActor.remote() for _ in range(decoder_count(resources.get("CPU", 2)))]
+    share = cpu_share(resources.get("CPU", 2))
+    decoders = [DecodeActor.options(num_cpus=share).remote() for _ in range(decoder_count(resources.get("CPU", 2)))]
     decoder_busy = [0] * len(decoders)
     asr_pool: list = []  # started when the first clip with audio arrives
     asr_busy = [0] * cfg.asr.actors
-    captioner = CaptionActor.remote(cfg.visual) if cfg.visual.captioner != "none" else None
+    captioner = CaptionActor.options(num_cpus=0.5 * share).remote(cfg.visual) if cfg.visual.captioner != "none" else None
     pending: dict[ray.ObjectRef, tuple[str, int, str]] = {}
     states: dict[int, _AssetState] = {}
     next_item = 0
@@ -194,7 +202,7 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, 
         nonlocal next_item
         while next_item < len(items) and len(states) < in_flight:
             states[next_item] = _AssetState(item=items[next_item])
-            pending[probe_task.remote(items[next_item], cfg.probe, cache_dir)] = ("probe", next_item, "")
+            pending[probe_task.options(num_cpus=0.5 * share).remote(items[next_item], cfg.probe, cache_dir)] = ("probe", next_item, "")
             next_item += 1
 
     def close(index: int, record: QuarantineRecord | None) -> None:
@@ -248,13 +256,13 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, 
                     for clip in value:
                         counters[f"clips_{clip.kind}"] += 1
                         if clip.audio_path:
-                            asr_pool = asr_pool or asr_actors(cfg.asr)
+                            asr_pool = asr_pool or asr_actors(cfg.asr, share)
                             slot = asr_busy.index(min(asr_busy))  # the least busy actor
                             asr_busy[slot] += 1
                             pending[asr_pool[slot].transcribe.remote(clip)] = ("asr", index, f"{slot}:{clip.clip_id}")
                             state.waiting += 1
                         if clip.frame_paths:
-                            pending[visual_task.remote(clip, cfg.visual)] = ("visual", index, clip.clip_id)
+                            pending[visual_task.options(num_cpus=0.5 * share).remote(clip, cfg.visual)] = ("visual", index, clip.clip_id)
                             state.waiting += 1
                         if clip.frame_paths and captioner is not None:
                             pending[captioner.caption.remote(clip)] = ("caption", index, clip.clip_id)
