@@ -67,6 +67,11 @@ class DecodeActor:
         self.decoder.close()
 
 
+SPREAD = "SPREAD"
+"""Probes, decoders and visual facts go round the nodes (I/O and decoding scale out); Ray's default packs
+work onto the driver's node first."""
+
+
 def cpu_share(cluster_cpus: float) -> float:
     """Scale of every CPU reservation: 1 from two CPUs up; below that the decoder, an ASR actor and a probe
     must still fit at once, or a one-CPU cluster would wait forever on the long-lived actors."""
@@ -187,11 +192,14 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, 
     annotated: list[AnnotatedClip] = []
     quarantine: list[QuarantineRecord] = []
     share = cpu_share(resources.get("CPU", 2))
-    decoders = [DecodeActor.options(num_cpus=share).remote() for _ in range(decoder_count(resources.get("CPU", 2)))]
+    light = {"num_cpus": 0.5 * share, "scheduling_strategy": SPREAD}  # probes and visual facts
+    decoders = [DecodeActor.options(num_cpus=share, scheduling_strategy=SPREAD).remote()
+                for _ in range(decoder_count(resources.get("CPU", 2)))]
     decoder_busy = [0] * len(decoders)
     asr_pool: list = []  # started when the first clip with audio arrives
     asr_busy = [0] * cfg.asr.actors
-    captioner = CaptionActor.options(num_cpus=0.5 * share).remote(cfg.visual) if cfg.visual.captioner != "none" else None
+    captioner = (CaptionActor.options(num_cpus=0.5 * share).remote(cfg.visual)
+                 if cfg.visual.captioner != "none" else None)
     pending: dict[ray.ObjectRef, tuple[str, int, str]] = {}
     states: dict[int, _AssetState] = {}
     next_item = 0
@@ -202,7 +210,7 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, 
         nonlocal next_item
         while next_item < len(items) and len(states) < in_flight:
             states[next_item] = _AssetState(item=items[next_item])
-            pending[probe_task.options(num_cpus=0.5 * share).remote(items[next_item], cfg.probe, cache_dir)] = ("probe", next_item, "")
+            pending[probe_task.options(**light).remote(items[next_item], cfg.probe, cache_dir)] = ("probe", next_item, "")
             next_item += 1
 
     def close(index: int, record: QuarantineRecord | None) -> None:
@@ -262,7 +270,7 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, 
                             pending[asr_pool[slot].transcribe.remote(clip)] = ("asr", index, f"{slot}:{clip.clip_id}")
                             state.waiting += 1
                         if clip.frame_paths:
-                            pending[visual_task.options(num_cpus=0.5 * share).remote(clip, cfg.visual)] = ("visual", index, clip.clip_id)
+                            pending[visual_task.options(**light).remote(clip, cfg.visual)] = ("visual", index, clip.clip_id)
                             state.waiting += 1
                         if clip.frame_paths and captioner is not None:
                             pending[captioner.caption.remote(clip)] = ("caption", index, clip.clip_id)

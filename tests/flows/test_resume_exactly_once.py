@@ -127,7 +127,7 @@ def test_ray_worker_killed_mid_run_still_gives_the_same_dataset(corpus, referenc
 
     def assassin():
         while not stop.is_set():
-            proc = _ray_worker_doing(("AsrActor", "decode_task"))
+            proc = _ray_worker_doing(("AsrActor", "DecodeActor"))
             if proc is not None:
                 try:
                     killed.append(" ".join(proc.cmdline()))

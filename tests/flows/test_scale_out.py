@@ -14,7 +14,7 @@ import pytest
 from pipelines.dataset_validate import validate_dataset
 
 RAY = str(Path(sys.executable).with_name("ray"))
-STAGE_WORKERS = ("ray::decode_task", "ray::probe_task", "ray::visual_task", "ray::AsrActor")
+STAGE_WORKERS = ("ray::DecodeActor", "ray::probe_task", "ray::visual_task", "ray::AsrActor")
 
 
 def _free_port() -> int:
