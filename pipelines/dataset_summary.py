@@ -13,6 +13,7 @@ def summarize_dataset(dataset: str) -> str:
     """Samples, turns, question types, memory distances, dialogue lengths and quarantined files, as text."""
     from pipelines.catalog import open_catalog
     from pipelines.manifest import read_manifest
+    from pipelines.review_render import report_data
 
     manifest = to_dict(read_manifest(dataset))
     con = open_catalog(dataset)
@@ -27,12 +28,10 @@ def summarize_dataset(dataset: str) -> str:
     if lengths and lengths[0][0] is not None:
         lo, hi, mean = lengths[0]
         lines.append(f"dialogue     {lo}..{hi} turns (mean {mean:.1f})")
-    types = _query(con, "SELECT t.question_type, count(*) FROM turns t JOIN samples s USING (key) WHERE s.kept "
-                        "GROUP BY 1 ORDER BY 2 DESC")
-    lines.append("question     " + ", ".join(f"{name} {n}" for name, n in types))
-    dist = _query(con, "SELECT t.memory_distance, count(*) FROM turns t JOIN samples s USING (key) "
-                       "WHERE s.kept AND t.memory_distance IS NOT NULL GROUP BY 1 ORDER BY 1")
-    lines.append("memory dist  " + (", ".join(f"{d}:{n}" for d, n in dist) or "none"))
+    data = report_data(dataset)  # the same numbers the report plots
+    lines.append("question     " + ", ".join(f"{r['question_type']} {r['turns']}" for r in data["question_types"]))
+    lines.append("memory dist  " + (", ".join(f"{r['memory_distance']}:{r['turns']}" for r in data["memory_distances"])
+                                    or "none"))
     failed = _query(con, "SELECT filter, reason, count(*) FROM verdicts WHERE NOT passed GROUP BY 1, 2 ORDER BY 3 DESC "
                          "LIMIT 6")
     if failed:

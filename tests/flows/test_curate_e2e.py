@@ -105,3 +105,13 @@ def test_run_leaves_a_report_and_a_prefect_artifact(curated):
     [markdown] = [a.data for a in artifacts if f"`{curated['dataset']}`" in a.data]
     assert "| truncated | 1 |" in markdown and "| empty | 1 |" in markdown
     assert "Filter pass rates" in markdown and str(curated["dataset"] / "report.html") in markdown
+
+
+def test_summary_names_counts_types_and_quarantined_files(curated):
+    from pipelines.dataset_summary import summarize_dataset
+
+    text = summarize_dataset(str(curated["dataset"]))
+    manifest = json.loads((curated["dataset"] / MANIFEST_FILE).read_text())
+    assert f"samples      {manifest['counts']['samples']} kept" in text
+    assert "quarantined  3 file(s)" in text and "truncated" in text and str(curated["bad"][0]) in text
+    assert "question     " in text and "memory dist  " in text
