@@ -66,6 +66,10 @@ def shard_task(cfg: CurateConfig, samples, media, progress: bool):
     return manifest
 
 
+REPORT_FILE = "report.html"
+"""Rendered beside the dataset by every run, for reviewers."""
+
+
 @task(name="report", retries=1, retry_delay_seconds=[5])
 def report_task(cfg: CurateConfig) -> str:
     """Render the review report (plots) beside the dataset; returns where it is."""
@@ -75,9 +79,6 @@ def report_task(cfg: CurateConfig) -> str:
     location = as_location(cfg.output)
     location.write_bytes((REPORT_FILE,), render_report(location).encode())
     return location.path(REPORT_FILE)
-
-
-REPORT_FILE = "report.html"
 
 
 @flow(name="curate", log_prints=True, validate_parameters=False)

@@ -39,7 +39,7 @@ class MediaOutcome:
 
 def media_config_hash(cfg: CurateConfig) -> str:
     """Hash of the settings that shape media results (changing dialogue settings redoes no decoding)."""
-    return fingerprint(to_json(cfg.probe), to_json(cfg.decode), to_json(cfg.asr))
+    return fingerprint(to_json(cfg.probe), to_json(cfg.decode), to_json(cfg.asr), to_json(cfg.visual))
 
 
 def _entry_is_usable(entry: LedgerEntry) -> bool:
