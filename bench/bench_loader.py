@@ -3,9 +3,12 @@
 Writes a small dataset of real media (jpg 3 tiles, 1 s H.264 video 3 frames, 1.3 s flac) to a temp dir, then
 times, in one process with one thread:
   raw      sequential read of the tar bytes (the I/O limit);
-  bare     upstream webdataset iteration + json parse + the same media decoding (tiles, frames, log-mel);
-  loader   training.loader end to end: the same decoding + chat template, placeholders, labels, packing.
-The last line is the ratio loader / bare in samples per second (target >= 1.0).
+  bare     upstream webdataset iteration + json parse + the same media decoding (tiles, frames with the video's
+           sound track as the loader takes it, log-mel);
+  loader   training.loader end to end: the same decoding + chat template, placeholders, labels, packing, batches.
+"Per core" is per CPU-second of this process (all its threads), which other jobs on the machine barely move; the
+rounds alternate the two and keep each one's best. The last line is the ratio loader / bare in samples per
+CPU-second (target >= 1.0).
 """
 
 from __future__ import annotations
@@ -87,56 +90,66 @@ def write_dataset(root: Path, n: int, per_shard: int) -> list[str]:
     return [str(root / SHARDS_DIR / e.name) for e in entries]
 
 
-def time_raw(urls: list[str]) -> tuple[float, int]:
-    start, total = time.perf_counter(), 0
-    for url in urls:
-        with open(url, "rb") as f:
-            while chunk := f.read(1 << 20):
-                total += len(chunk)
-    return time.perf_counter() - start, total
+class Clock:
+    """CPU seconds of this process (the per-core figure) and wall seconds of one timed run."""
+
+    def __enter__(self) -> "Clock":
+        self._cpu, self._wall = time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cpu, self.wall = time.process_time() - self._cpu, time.perf_counter() - self._wall
 
 
-def time_bare(urls: list[str], cfg) -> float:
+def time_raw(urls: list[str]) -> tuple[Clock, int]:
+    total = 0
+    with Clock() as clock:
+        for url in urls:
+            with open(url, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    total += len(chunk)
+    return clock, total
+
+
+def time_bare(urls: list[str], cfg) -> Clock:
     """Upstream webdataset iteration; per sample: parse the record, decode exactly the media it refers to."""
     import webdataset as wds
 
     from training.media_decode import decode_audio, decode_image, decode_video
 
-    start = time.perf_counter()
-    count = 0
-    for raw in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
-        sample = from_json(Sample, raw["json"])
-        tiles = {m.member: m.tiles for m in sample.dialogue.media}
-        for turn in sample.dialogue.turns:
-            for part in turn.user.parts:
-                if part.kind == "image":
-                    decode_image(raw[part.member], tiles[part.member], cfg)
-                elif part.kind == "video":
-                    decode_video(raw[part.member], tiles[part.member], cfg)
-                elif part.kind == "audio":
-                    decode_audio(raw[part.member], cfg)
-        count += 1
-    return time.perf_counter() - start
+    with Clock() as clock:
+        for raw in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
+            sample = from_json(Sample, raw["json"])
+            tiles = {m.member: m.tiles for m in sample.dialogue.media}
+            for turn in sample.dialogue.turns:
+                for part in turn.user.parts:
+                    if part.kind == "image":
+                        decode_image(raw[part.member], tiles[part.member], cfg)
+                    elif part.kind == "video":
+                        decode_video(raw[part.member], tiles[part.member], cfg, with_audio=True)
+                    elif part.kind == "audio":
+                        decode_audio(raw[part.member], cfg)
+    return clock
 
 
-def time_loader(root: Path, tokenizer, cfg) -> tuple[float, int, int]:
+def time_loader(root: Path, tokenizer, cfg) -> tuple[Clock, int, int]:
     from training.loader import DataSource, LoaderConfig, ShardDataset
 
     config = LoaderConfig(sources=[DataSource(url=str(root))], max_tokens=8192, shuffle_buffer=16, epochs=1,
                           media=cfg)
-    start = time.perf_counter()
     samples = tokens = 0
-    for batch in ShardDataset(config, tokenizer):
-        samples += len(batch.sample_ids)
-        tokens += batch.tokens
-    return time.perf_counter() - start, samples, tokens
+    with Clock() as clock:
+        for batch in ShardDataset(config, tokenizer):
+            samples += len(batch.sample_ids)
+            tokens += batch.tokens
+    return clock, samples, tokens
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--per-shard", type=int, default=12)
-    parser.add_argument("--rounds", type=int, default=2, help="alternating timed rounds; the best of each counts")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating timed rounds; the best of each counts")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -150,21 +163,27 @@ def main() -> None:
         urls = write_dataset(root, args.samples, args.per_shard)
         time_bare(urls[:1], cfg)  # warm caches (page cache, lazy imports, the tokenizer) for both contenders
         time_loader(root, tokenizer, cfg)
-        raw_s, raw_bytes = time_raw(urls)
-        bare_s = loader_s = float("inf")
-        for _ in range(args.rounds):  # alternate and keep each one's best, so machine load hits both alike
-            bare_s = min(bare_s, time_bare(urls, cfg))
-            seconds, samples, tokens = time_loader(root, tokenizer, cfg)
-            loader_s = min(loader_s, seconds)
+        raw, raw_bytes = time_raw(urls)
+        bare, loader, ratios = [], [], []
+        for _ in range(args.rounds):  # alternate, so machine load hits both alike
+            bare.append(time_bare(urls, cfg))
+            clock, samples, tokens = time_loader(root, tokenizer, cfg)
+            loader.append(clock)
+            ratios.append(bare[-1].cpu / clock.cpu)
     n = args.samples
     assert samples == n, f"loader delivered {samples} of {n} samples"
-    print(f"samples: {n}, shards: {len(urls)}, one process, one thread")
-    print(f"raw tar read:  {raw_bytes / raw_s / 1e6:10.1f} MB/s  {n / raw_s:10.1f} samples/s (the I/O limit)")
-    print(f"bare wds:      {n / bare_s:10.2f} samples/s per core (iteration + same media decoding)")
-    print(f"loader:        {n / loader_s:10.2f} samples/s  {tokens / loader_s:10.0f} tokens/s per core "
-          f"(decode + chat template + placeholders + labels + packing)")
-    print(f"raw read / loader: {loader_s / raw_s:.0f}x (decoding, not I/O, bounds the loader)")
-    print(f"loader / bare webdataset (samples/s): {bare_s / loader_s:.3f}")
+    bare_cpu, loader_cpu = min(c.cpu for c in bare), min(c.cpu for c in loader)
+    bare_wall, loader_wall = min(c.wall for c in bare), min(c.wall for c in loader)
+    print(f"samples: {n}, shards: {len(urls)}, one process, one thread, best of {args.rounds} alternating rounds")
+    print(f"raw tar read:  {raw_bytes / raw.wall / 1e6:10.1f} MB/s  {n / raw.wall:10.1f} samples/s (the I/O limit)")
+    print(f"bare wds:      {n / bare_cpu:10.2f} samples/s per core  ({n / bare_wall:.2f}/s wall; iteration + same "
+          f"media decoding)")
+    print(f"loader:        {n / loader_cpu:10.2f} samples/s  {tokens / loader_cpu:10.0f} tokens/s per core  "
+          f"({n / loader_wall:.2f}/s wall; decode + chat template + placeholders + labels + packing + batches)")
+    print(f"raw read / loader: {loader_wall / raw.wall:.0f}x (decoding, not I/O, bounds the loader)")
+    print(f"per-round ratios (CPU): {' '.join(f'{r:.3f}' for r in ratios)}; wall, best of each: "
+          f"{bare_wall / loader_wall:.3f}")
+    print(f"loader / bare webdataset (samples per CPU-second): {bare_cpu / loader_cpu:.3f}")
 
 
 if __name__ == "__main__":
