@@ -30,7 +30,10 @@ def read_bytes(url: str) -> bytes:
     if not is_remote(url):
         return Path(url.removeprefix("file://")).read_bytes()
     fs, path = _filesystem(url)
-    return fs.cat_file(path)
+    try:
+        return fs.cat_file(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{url} does not exist") from None
 
 
 def open_stream(url: str):
@@ -88,6 +91,9 @@ def expand_shard_urls(spec: str | list[str]) -> list[str]:
             if not _exists(manifest):
                 raise FileNotFoundError(f"{item} is a directory without {MANIFEST_FILE} (not a committed dataset)")
             urls += manifest_shard_urls(manifest)
+        elif not item.endswith(".tar") and not _exists(item):
+            raise FileNotFoundError(f"{item} does not exist (give a dataset directory, its {MANIFEST_FILE}, "
+                                    "a .tar shard or a brace range)")
         else:
             urls.append(item)
     if not urls:

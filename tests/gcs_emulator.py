@@ -1,0 +1,53 @@
+"""A Google Cloud Storage emulator on 127.0.0.1 that fsspec's ``gs://`` (gcsfs) talks to for the length of a block."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import fsspec
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def gcs_emulator(*buckets: str) -> Iterator[str]:
+    """Serve an in-memory GCS JSON API with ``buckets`` made; yields its endpoint URL.
+
+    gcsfs is pointed at it through fsspec's config (``endpoint_url`` and anonymous ``token``), the
+    same settings ``STORAGE_EMULATOR_HOST`` and ``FSSPEC_GCS_TOKEN=anon`` give a fresh process. The
+    emulator has only the JSON API, so ``gs://`` is served by gcsfs' plain filesystem rather than its
+    gRPC bucket-layout probing one (``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false`` in a fresh process).
+    """
+    from gcp_storage_emulator.server import create_server
+    from fsspec.registry import _registry
+    from gcsfs.core import GCSFileSystem
+
+    port = free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved_conf = dict(fsspec.config.conf)
+    saved_classes = {p: _registry.get(p) for p in ("gs", "gcs")}
+    for protocol in ("gs", "gcs"):
+        fsspec.register_implementation(protocol, GCSFileSystem, clobber=True)
+    fsspec.config.conf["gcs"] = {"endpoint_url": endpoint, "token": "anon", "skip_instance_cache": True}
+    try:
+        fs = fsspec.filesystem("gs")
+        for bucket in buckets:
+            fs.mkdir(bucket)
+        yield endpoint
+    finally:
+        fsspec.config.conf.clear()
+        fsspec.config.conf.update(saved_conf)
+        for protocol, cls in saved_classes.items():
+            if cls is None:
+                _registry.pop(protocol, None)
+            else:
+                _registry[protocol] = cls
+        server.stop()
