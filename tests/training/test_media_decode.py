@@ -41,3 +41,37 @@ def test_undecodable_bytes_raise_a_skip_error():
         decode_image(b"junk", 1, MediaDecodeConfig())
     with pytest.raises(MediaDecodeError):
         decode_audio(b"junk", MediaDecodeConfig())
+
+
+@pytest.mark.parametrize("size,tiles", [((600, 300), 3), ((300, 900), 4), ((1000, 1000), 5), ((90, 60), 1)])
+def test_image_tiles_are_the_grid_cells_in_row_order_then_the_whole_image(size, tiles):
+    import io
+
+    from PIL import Image
+
+    from training.media_decode import tile_grid
+
+    img = Image.fromarray(np.random.default_rng(tiles).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    got = decode_image(buf.getvalue(), tiles, MediaDecodeConfig()).tiles
+    crops = []
+    if tiles > 1:
+        cols, rows = tile_grid(*size, tiles)
+        grid = img.resize((cols * 448, rows * 448), Image.BICUBIC)
+        crops = [grid.crop((c * 448, r * 448, (c + 1) * 448, (r + 1) * 448)) for r in range(rows) for c in range(cols)]
+    crops.append(img.resize((448, 448), Image.BICUBIC))
+    want = torch.from_numpy(np.stack([np.asarray(c) for c in crops])).permute(0, 3, 1, 2)
+    assert got.is_contiguous() and torch.equal(got, want)
+
+
+def test_video_tiles_are_decords_frames_channels_first(media_bytes):
+    import io
+
+    import decord
+
+    got = decode_video(media_bytes["mp4"], 3, MediaDecodeConfig()).tiles
+    reader = decord.VideoReader(io.BytesIO(media_bytes["mp4"]), width=448, height=448, num_threads=1)
+    count = len(reader)
+    frames = reader.get_batch([min(count - 1, int((i + 0.5) * count / 3)) for i in range(3)]).asnumpy()
+    assert got.is_contiguous() and torch.equal(got, torch.from_numpy(frames).permute(0, 3, 1, 2))
