@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from pathlib import Path
 
@@ -85,12 +86,13 @@ def load_checkpoint(path: str | Path, model, optimizer, rank: int = 0, world_siz
 
 
 def load_model_weights(model, path: str | Path) -> None:
-    """Model weights only (a previous stage's checkpoint); parts the checkpoint lacks keep their initialisation."""
+    """Model weights only (a previous stage's checkpoint, or the latest under its checkpoint_dir); parts the
+    checkpoint lacks keep their initialisation."""
     from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
 
     model_sd = get_model_state_dict(model)
     state = {"model": model_sd}
-    dcp.load(state, checkpoint_id=str(path), planner=DefaultLoadPlanner(allow_partial_load=True))
+    dcp.load(state, checkpoint_id=str(resolve_checkpoint(path)), planner=DefaultLoadPlanner(allow_partial_load=True))
     set_model_state_dict(model, state["model"], options=StateDictOptions(strict=False))
 
 
@@ -121,21 +123,75 @@ def frozen_copy(model):
     return ref
 
 
-def merge_checkpoints(paths: list[str | Path], weights: list[float] | None, out: str | Path, model) -> str:
-    """Weighted average of the model weights of several checkpoints (same architecture) into a new checkpoint.
+class MergeError(ValueError):
+    """Checkpoints that cannot be merged as asked: bad weights, an occupied output, another architecture."""
 
-    ``model`` is a freshly built model of that architecture, used as the container.
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A complete checkpoint directory as given, or the latest complete one under a run's ``checkpoint_dir``."""
+    given = Path(path)
+    if (given / COMPLETE).is_file():
+        return given
+    latest = latest_checkpoint(given)
+    if latest is None:
+        raise FileNotFoundError(f"{path} is neither a complete checkpoint (no {COMPLETE} file) "
+                                "nor a checkpoint_dir holding one")
+    return latest
+
+
+def checkpoint_model_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Model tensor name -> shape, read from a checkpoint's metadata (no tensor data is loaded)."""
+    metadata = dcp.FileSystemReader(str(path)).read_metadata()
+    return {key.removeprefix("model."): tuple(meta.size) for key, meta in metadata.state_dict_metadata.items()
+            if key.startswith("model.") and hasattr(meta, "size")}
+
+
+def _check_same_architecture(path: Path, model_shapes: dict[str, tuple[int, ...]]) -> None:
+    held = checkpoint_model_shapes(path)
+    missing = sorted(model_shapes.keys() - held.keys())
+    extra = sorted(held.keys() - model_shapes.keys())
+    resized = sorted(k for k in model_shapes.keys() & held.keys() if held[k] != model_shapes[k])
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} of the model's tensors missing (e.g. {missing[0]})")
+    if extra:
+        problems.append(f"{len(extra)} tensors the model lacks (e.g. {extra[0]})")
+    if resized:
+        name = resized[0]
+        problems.append(f"{len(resized)} tensors of another shape (e.g. {name}: {list(held[name])} in the "
+                        f"checkpoint, {list(model_shapes[name])} in the model)")
+    if problems:
+        raise MergeError(f"{path} is not a checkpoint of the configured model: {'; '.join(problems)} "
+                         "(give the config the checkpoints were trained with)")
+
+
+def merge_checkpoints(paths: list[str | Path], weights: list[float] | None, out: str | Path, model) -> str:
+    """Weighted mean of the model weights of several checkpoints (same architecture) into a new checkpoint.
+
+    ``model`` is a freshly built model of that architecture, used as the container. A path may be a run's
+    ``checkpoint_dir`` (its latest checkpoint is taken). ``weights`` default to equal; they are normalised.
     """
     if not paths:
-        raise ValueError("merge needs at least one checkpoint")
-    weights = weights or [1.0] * len(paths)
-    if len(weights) != len(paths) or sum(weights) <= 0:
-        raise ValueError("need one positive weight per checkpoint")
+        raise MergeError("merge needs at least one checkpoint")
+    weights = [1.0] * len(paths) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(paths):
+        raise MergeError(f"{len(weights)} weights for {len(paths)} checkpoints: give one weight per checkpoint, "
+                         "in the same order (or none for equal weights)")
+    if not all(math.isfinite(w) and w > 0 for w in weights):
+        raise MergeError(f"every weight must be a positive number, got {weights}")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise MergeError(f"output {out} already exists and is not an empty directory")
+    resolved = [resolve_checkpoint(p) for p in paths]
+    model_shapes = {name: tuple(t.shape) for name, t in get_model_state_dict(model).items()}
+    for path in resolved:
+        _check_same_architecture(path, model_shapes)
     total = sum(weights)
     merged: dict[str, torch.Tensor] = {}
-    for path, weight in zip(paths, weights):
-        load_model_weights(model, path)
-        for name, tensor in get_model_state_dict(model).items():
+    for path, weight in zip(resolved, weights):
+        state = {"model": get_model_state_dict(model)}
+        dcp.load(state, checkpoint_id=str(path))
+        for name, tensor in state["model"].items():
             if tensor.is_floating_point():
                 acc = merged.setdefault(name, torch.zeros_like(tensor, dtype=torch.float32))
                 acc.add_(tensor.float(), alpha=weight / total)
@@ -143,9 +199,8 @@ def merge_checkpoints(paths: list[str | Path], weights: list[float] | None, out:
                 merged[name] = tensor.clone()
     current = get_model_state_dict(model)
     set_model_state_dict(model, {k: v.to(current[k].dtype) for k, v in merged.items()})
-    out = Path(out)
     dcp.save({"model": get_model_state_dict(model)}, checkpoint_id=str(out))
     (out / LOADER_STATE).write_text(json.dumps({**LoaderState().to_dict(), "step": 0, "world_size": 1,
-                                                "merged_from": [str(p) for p in paths], "weights": weights}))
+                                                "merged_from": [str(p) for p in resolved], "weights": weights}))
     (out / COMPLETE).write_text("0")
     return str(out)

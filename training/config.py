@@ -94,7 +94,8 @@ class TrainConfig:
     checkpoint_every: int = 0
     """Save every N steps (0: only at the end, when checkpoint_dir is set)."""
     init_from: str | None = None
-    """A checkpoint whose model weights start this run (a previous stage); optimizer and loader start fresh."""
+    """A checkpoint (or a run's checkpoint_dir: its latest) whose model weights start this run (a previous stage,
+    or ``omnicurate train merge`` output); optimizer and loader start fresh."""
     log_every: int = 1
 
     def __post_init__(self) -> None:

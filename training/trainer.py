@@ -135,6 +135,18 @@ def train(config: TrainConfig, on_step: Callable[[StepReport], None] | None = No
     return result
 
 
+def merge_trained(config: TrainConfig, checkpoints: list[str], weights: list[float] | None, out: str) -> str:
+    """Weighted mean of checkpoints of the model ``config`` describes, written as a new checkpoint ``out``.
+
+    The container model is built on the CPU; ``out`` can start a later stage through ``init_from``.
+    """
+    from training.checkpoint import merge_checkpoints
+    from training.tokenizer import load_tokenizer
+
+    model, _ = build_model(config, load_tokenizer(config.tokenizer), torch.device("cpu"))
+    return merge_checkpoints(checkpoints, weights, out, model)
+
+
 def _autocast(config: TrainConfig, device: torch.device):
     if config.launch.precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

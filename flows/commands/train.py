@@ -23,6 +23,18 @@ def register(subparsers) -> None:
     p.add_argument("--launcher", choices=["local", "ray"], default="local",
                    help="local: this process (or the torchrun rank it is); ray: Ray Train TorchTrainer")
     p.set_defaults(run=run)
+    actions = p.add_subparsers(dest="train_action", metavar="{merge}", required=False)
+    m = actions.add_parser("merge", help="weighted mean of checkpoints' model weights into a new checkpoint",
+                           description="Average the model weights of checkpoints of one architecture (weights "
+                                       "normalised); the result starts a later stage through init_from.")
+    m.add_argument("--config", required=True, help="the training YAML the checkpoints were trained with "
+                                                   "(it fixes the architecture)")
+    m.add_argument("--checkpoint", action="append", required=True, metavar="DIR",
+                   help="a checkpoint (step-N directory) or a run's checkpoint_dir (its latest); repeat for each")
+    m.add_argument("--weight", action="append", type=float, metavar="W",
+                   help="one per --checkpoint, in the same order (default: equal)")
+    m.add_argument("--out", required=True, metavar="DIR", help="new checkpoint directory (must not exist)")
+    m.set_defaults(run=run_merge)
 
 
 def build_config(args: argparse.Namespace):
@@ -68,4 +80,21 @@ def run(args: argparse.Namespace) -> int:
     result = launch(config, launcher=args.launcher, on_step=show)
     if result is not None and result.checkpoint and os.environ.get("RANK", "0") == "0":
         print(f"checkpoint: {result.checkpoint}")
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    import sys
+
+    from training.checkpoint import MergeError
+    from training.config import load_train_config
+    from training.trainer import merge_trained
+
+    config = load_train_config(args.config)
+    try:
+        out = merge_trained(config, args.checkpoint, args.weight, args.out)
+    except MergeError as exc:
+        print(f"omnicurate train merge: {exc}", file=sys.stderr)
+        return 2
+    print(f"merged: {out}")
     return 0
