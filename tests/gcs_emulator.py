@@ -24,8 +24,8 @@ def gcs_emulator(*buckets: str) -> Iterator[str]:
     emulator has only the JSON API, so ``gs://`` is served by gcsfs' plain filesystem rather than its
     gRPC bucket-layout probing one (``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false`` in a fresh process).
     """
-    from gcp_storage_emulator.server import create_server
     from fsspec.registry import _registry
+    from gcp_storage_emulator.server import create_server
     from gcsfs.core import GCSFileSystem
 
     port = free_port()

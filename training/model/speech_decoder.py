@@ -47,25 +47,75 @@ class UnitSpeechTokenizer:
         return (self.codebook @ mel).argmax(axis=0).astype(np.int64).tolist()
 
 
+ONNX_TOKENIZER_FILES = ("speech_tokenizer_v2.onnx", "speech_tokenizer_v1.onnx")
+
+
 class OnnxSpeechTokenizer:
-    """A local CosyVoice2-style ONNX speech tokenizer (128-bin Whisper log-mel in, 25 Hz token ids out)."""
+    """A local CosyVoice2-style ONNX speech tokenizer: Whisper log-mel of the utterance in, speech token ids out.
+
+    The graph takes ``feats`` (float32 [1, mel_bins, frames], 100 frames/s, unpadded) and ``feats_length``
+    (int32 [1]) and returns the token ids (25 Hz for CosyVoice2). ``path`` is the .onnx file or a model
+    directory holding ``speech_tokenizer_v2.onnx``.
+    """
 
     def __init__(self, path: str, vocab_size: int):
         import onnxruntime
 
-        self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        self.path = _onnx_file(path)
+        self.session = onnxruntime.InferenceSession(self.path, providers=["CPUExecutionProvider"])
         self.vocab_size = vocab_size
+        self.mel_bins = self._check_signature()
+        self._extractor = None
 
-    def encode(self, wave16k: np.ndarray) -> list[int]:
+    def _check_signature(self) -> int:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        got = ", ".join(f"{i.name} {i.type} {i.shape}" for i in inputs) + " -> " + \
+            ", ".join(f"{o.name} {o.type} {o.shape}" for o in outputs)
+        ok = (len(inputs) == 2 and len(outputs) >= 1 and inputs[0].type == "tensor(float)"
+              and len(inputs[0].shape) == 3 and "int" in inputs[1].type and len(inputs[1].shape) == 1
+              and "int" in outputs[0].type)
+        if not ok:
+            raise ValueError(f"{self.path} is not a speech tokenizer: expected inputs (feats float [1, mel_bins, "
+                             f"frames], feats_length int [1]) and integer token ids out, got {got}")
+        mel_bins = inputs[0].shape[1]
+        return mel_bins if isinstance(mel_bins, int) else 128
+
+    def features(self, wave16k: np.ndarray) -> np.ndarray:
+        """Whisper's log-mel of the whole utterance (no padding to 30 s), float32 [1, mel_bins, frames]."""
         from transformers import WhisperFeatureExtractor
 
-        seconds = max(1, int(np.ceil(len(wave16k) / 16000)))
-        fe = WhisperFeatureExtractor(feature_size=128, chunk_length=seconds)
-        feats = fe(wave16k, sampling_rate=16000, return_tensors="np").input_features[:, :, : len(wave16k) // 160]
+        if self._extractor is None:
+            self._extractor = WhisperFeatureExtractor(feature_size=self.mel_bins, sampling_rate=16000)
+        wave = np.asarray(wave16k, dtype=np.float32)
+        if len(wave) < 2 * 160:
+            wave = np.pad(wave, (0, 2 * 160 - len(wave)))
+        return self._extractor(wave, sampling_rate=16000, padding="longest",
+                               return_tensors="np").input_features.astype(np.float32)
+
+    def encode(self, wave16k: np.ndarray) -> list[int]:
+        feats = self.features(wave16k)
         inputs = self.session.get_inputs()
-        out = self.session.run(None, {inputs[0].name: feats.astype(np.float32),
-                                      inputs[1].name: np.array([feats.shape[2]], dtype=np.int32)})[0]
-        return out.reshape(-1).astype(np.int64).tolist()
+        length_type = np.int64 if inputs[1].type == "tensor(int64)" else np.int32
+        out = self.session.run(None, {inputs[0].name: feats,
+                                      inputs[1].name: np.array([feats.shape[2]], dtype=length_type)})[0]
+        tokens = np.asarray(out).reshape(-1).astype(np.int64)
+        bad = tokens[(tokens < 0) | (tokens >= self.vocab_size)]
+        if bad.size:
+            raise ValueError(f"{self.path} gave speech token {int(bad[0])} outside the configured vocabulary "
+                             f"[0, {self.vocab_size}) (speech_vocab must match the tokenizer's codebook)")
+        return tokens.tolist()
+
+
+def _onnx_file(path: str) -> str:
+    given = Path(path)
+    if given.is_dir():
+        for name in ONNX_TOKENIZER_FILES:
+            if (given / name).is_file():
+                return str(given / name)
+        raise FileNotFoundError(f"speech tokenizer directory {path} holds none of {', '.join(ONNX_TOKENIZER_FILES)}")
+    if not given.is_file():
+        raise FileNotFoundError(f"speech tokenizer {path} does not exist (give 'units' or a local .onnx tokenizer)")
+    return str(given)
 
 
 def build_speech_tokenizer(config: SpeechDecoderConfig):
