@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import subprocess
 from dataclasses import dataclass, replace
@@ -123,7 +124,9 @@ def _clips_for(plans: list[DialoguePlan], clips: dict[str, AnnotatedClip]) -> di
     return {cid: clips[cid] for p in plans for cid in p.clip_ids}
 
 
+@functools.cache
 def _ray_parts():
+    """The stage's remote functions and actors, defined once per process (Ray exports each definition)."""
     import ray
 
     @ray.remote(num_cpus=1)
@@ -174,12 +177,14 @@ def run_dialogue_stage(clips: list[AnnotatedClip], cfg: CurateConfig) -> list[Cu
     by_id = {c.clip.clip_id: c for c in clips}
     pool = answer_pool({f.fact_id: f for c in clips for f in c.facts})
     batches = [plans[i:i + PLANS_PER_TASK] for i in range(0, len(plans), PLANS_PER_TASK)]
-    if cfg.dialogue.writer == "template":
-        futures = [template_batch.remote(b, _clips_for(b, by_id), cfg, pool) for b in batches]
+    if cfg.dialogue.writer == "template" and len(batches) <= 1:
+        # one task's worth of template plans costs less here than a worker's start and a round trip
+        results = [curate_batch(b, _clips_for(b, by_id), cfg, make_writer(cfg.dialogue), pool) for b in batches]
+    elif cfg.dialogue.writer == "template":
+        results = ray.get([template_batch.remote(b, _clips_for(b, by_id), cfg, pool) for b in batches])
     else:
         actor = WriterActor.options(**_writer_actor_options(ray, cfg)).remote(cfg)
-        futures = [actor.curate.remote(b, _clips_for(b, by_id), pool) for b in batches]
-    results = ray.get(futures)
+        results = ray.get([actor.curate.remote(b, _clips_for(b, by_id), pool) for b in batches])
     samples = [s for r in results for s in r.samples]
     media_hashes = {cid: h for r in results for cid, h in r.media_hashes.items()}
     samples = deduplicate(samples, media_hashes)

@@ -52,7 +52,7 @@ def _entry_is_usable(entry: LedgerEntry) -> bool:
 def run_media_resumable(cfg: CurateConfig, ledger: RunLedger, *, batch_size: int = 16, progress: bool = True,
                         sources: list | None = None) -> MediaOutcome:
     from curators.sources import list_sources
-    from pipelines.media_stage import release_asr_actors, run_media_stage
+    from pipelines.media_stage import release_media_actors, run_media_stage
 
     sources = list_sources(cfg.input) if sources is None else sources
     config_hash = media_config_hash(cfg)
@@ -69,7 +69,7 @@ def run_media_resumable(cfg: CurateConfig, ledger: RunLedger, *, batch_size: int
             ledger.record(_run_batch(run_media_stage, cfg, batch, keys))
             bar.update(len(batch))
     finally:
-        release_asr_actors()  # the ASR model was loaded once for all batches
+        release_media_actors()  # decoders and models were started once for all batches
         bar.close()
     return _assemble(ledger.entries(STAGE), keys)
 
@@ -78,7 +78,7 @@ def _run_batch(run_media_stage, cfg: CurateConfig, batch: list, keys: dict[str, 
                attempts: int = 3) -> list[LedgerEntry]:
     for attempt in range(1, attempts + 1):
         try:
-            result = run_media_stage(cfg, sources=batch, progress=False, keep_models=True)
+            result = run_media_stage(cfg, sources=batch, progress=False, keep_actors=True)
             break
         except PROGRAMMING_ERRORS:
             raise

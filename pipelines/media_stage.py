@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 import time
 from collections import Counter
@@ -13,7 +14,7 @@ import ray
 
 from curators.facts import annotate_clip
 from curators.sources import drop_local_copy, list_sources
-from schemas.config import AsrConfig, CurateConfig, DecodeConfig, ProbePolicy, VisualConfig
+from schemas.config import IMAGE_EXTENSIONS, AsrConfig, CurateConfig, DecodeConfig, ProbePolicy, VisualConfig
 from schemas.media import AnnotatedClip, Clip, MediaAsset, QuarantineRecord, SourceItem, Transcript, VisualFacts
 from schemas.validation import to_json
 
@@ -48,7 +49,8 @@ def probe_task(item: SourceItem, policy: ProbePolicy, cache_dir: str) -> tuple[M
     return probe_source(item.uri, policy, metadata=item.metadata, cache_dir=cache_dir), time.perf_counter() - started
 
 
-@ray.remote(num_cpus=1)
+# a killed actor process is restarted and its call retried (decoding is deterministic), so the run goes on
+@ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3)
 class DecodeActor:
     """Owns one isolated decoder process; a fixed pool of these bounds the decoders alive at once."""
 
@@ -72,15 +74,30 @@ SPREAD = "SPREAD"
 work onto the driver's node first."""
 
 
-def cpu_share(cluster_cpus: float) -> float:
-    """Scale of every CPU reservation: 1 from two CPUs up; below that the decoder, an ASR actor and a probe
-    must still fit at once, or a one-CPU cluster would wait forever on the long-lived actors."""
-    return min(1.0, max(cluster_cpus, 0.5) / 2)
+@dataclass(frozen=True, slots=True)
+class Reservations:
+    """CPUs the stage reserves per actor and per light task (probe, visual facts) on a cluster."""
+
+    decoders: int
+    decoder: float
+    asr: float
+    caption: float
+    light: float
 
 
-def decoder_count(cluster_cpus: float) -> int:
-    """Decode actors for a cluster: every CPU but one (left to ASR, probing and visual facts), at least one."""
-    return max(1, int(cluster_cpus) - 1)
+def reservations(cluster_cpus: float, asr_actors: int, captioner: bool) -> Reservations:
+    """Every CPU but one decodes (at least one decoder); ASR and caption actors take half a CPU each. The
+    long-lived actors are scaled down until a light task still fits beside them all, or a small cluster
+    (one CPU, or many ASR actors on two) would wait forever for a probe slot."""
+    light = 0.5 * min(1.0, max(cluster_cpus, 0.5) / 2)
+    decoders = max(1, int(cluster_cpus) - 1)
+    wanted = decoders + 0.5 * asr_actors + (0.5 if captioner else 0.0)
+    scale = min(1.0, (cluster_cpus - light) / wanted)
+
+    def cpus(value: float) -> float:  # Ray counts CPUs to 1e-4: round down so the sum never overshoots
+        return math.floor(value * scale * 1e4) / 1e4
+
+    return Reservations(decoders=decoders, decoder=cpus(1.0), asr=cpus(0.5), caption=cpus(0.5), light=light)
 
 
 @ray.remote(num_cpus=0.5)
@@ -91,7 +108,7 @@ def visual_task(clip: Clip, cfg: VisualConfig) -> tuple[VisualFacts, float]:
     return visual_facts(clip, cfg), time.perf_counter() - started
 
 
-# Half a CPU: the actor may outlive one call (keep_models) and must leave room for other stages' tasks.
+# Half a CPU: the actor may outlive one call (keep_actors) and must leave room for other stages' tasks.
 @ray.remote(num_cpus=0.5)
 class AsrActor:
     """Holds one faster-whisper model for the life of the stage."""
@@ -126,30 +143,54 @@ class CaptionActor:
         return text, time.perf_counter() - started
 
 
-_asr_actors: dict[tuple[str, str], list] = {}
+_actor_pools: dict[tuple, list] = {}
+"""Long-lived actors of this Ray job, by role and settings: a run that calls the stage batch by batch starts
+its decoder processes and loads its models once, then calls release_media_actors."""
 
 
-def asr_actors(cfg: AsrConfig, share: float = 1.0) -> list:
-    """The ASR actor pool for these settings in this Ray session, started on first use and kept for later
-    calls (a run that calls the stage batch by batch loads each model once)."""
-    from schemas.validation import to_json
-
-    key = (ray.get_runtime_context().get_job_id(), to_json(cfg))
-    if key not in _asr_actors:
-        gpus = 1 if cfg.device.startswith("cuda") else 0
-        # a killed or crashed actor process is restarted and its call retried, so the run goes on
-        _asr_actors[key] = [AsrActor.options(num_cpus=0.5 * share, num_gpus=gpus, max_restarts=3,
-                                             max_task_retries=3).remote(cfg)
-                            for _ in range(cfg.actors)]
-    return _asr_actors[key]
+def _pool(key: tuple, start) -> list:
+    key = (ray.get_runtime_context().get_job_id(), *key)
+    if key not in _actor_pools:
+        _actor_pools[key] = start()
+    return _actor_pools[key]
 
 
-def release_asr_actors() -> None:
-    """Stop the ASR actors this process started (their models are freed)."""
-    while _asr_actors:
-        _, pool = _asr_actors.popitem()
-        for handle in pool:
-            ray.kill(handle)
+def asr_actors(cfg: AsrConfig, cpus: float = 0.5) -> list:
+    """The ASR actor pool for these settings (a killed actor is restarted and its call retried)."""
+    gpus = 1 if cfg.device.startswith("cuda") else 0
+    return _pool(("asr", to_json(cfg), cpus), lambda: [
+        AsrActor.options(num_cpus=cpus, num_gpus=gpus, max_restarts=3, max_task_retries=3).remote(cfg)
+        for _ in range(cfg.actors)])
+
+
+def decode_actors(count: int, cpus: float) -> list:
+    """``count`` decoder actors, each owning one isolated decoder process, spread over the nodes."""
+    return _pool(("decode", count, cpus), lambda: [
+        DecodeActor.options(num_cpus=cpus, scheduling_strategy=SPREAD).remote() for _ in range(count)])
+
+
+def caption_actors(cfg: VisualConfig, cpus: float) -> list:
+    """The captioner actor for these settings (none when captioning is off)."""
+    if cfg.captioner == "none":
+        return []
+    return _pool(("caption", to_json(cfg), cpus), lambda: [CaptionActor.options(num_cpus=cpus).remote(cfg)])
+
+
+def release_media_actors() -> None:
+    """Stop every actor the stage keeps: decoders close their child process, models are freed."""
+    pools = list(_actor_pools.items())
+    _actor_pools.clear()
+    decoders = [actor for key, pool in pools if key[1] == "decode" for actor in pool]
+    # idle decoders stop their child at once; a child stuck behind a failed run exits when its actor dies
+    ray.wait([d.close.remote() for d in decoders], num_returns=len(decoders), timeout=10)
+    for _, pool in pools:
+        for actor in pool:
+            ray.kill(actor)
+
+
+def may_carry_sound(item: SourceItem) -> bool:
+    """Whether a source could hold an audio stream, judged by its name before probing."""
+    return item.uri.rsplit(".", 1)[-1].lower() not in IMAGE_EXTENSIONS
 
 
 @dataclass(slots=True)
@@ -171,12 +212,13 @@ def _progress(done: int, total: int, counters: Counter, enabled: bool) -> None:
 
 
 def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, progress: bool = True, *,
-                    keep_models: bool = False) -> MediaStageResult:
+                    keep_actors: bool = False) -> MediaStageResult:
     """Probe, decode and annotate every source of ``cfg.input`` (or ``sources``) on Ray.
 
     Decoded media land in ``cfg.work_path/clips/<clip_id>/``. Output order is sorted, so it does not
-    depend on which task finished first. ``keep_models`` leaves the ASR actors running for the next call
-    (a caller that feeds the stage batch by batch loads the model once, then calls release_asr_actors).
+    depend on which task finished first. ``keep_actors`` leaves the decoders and the ASR and caption models
+    running for the next call (a caller feeding the stage batch by batch starts them once, then calls
+    release_media_actors); a call that fails releases them, so a retry starts afresh.
     """
     from pipelines.ray_runtime import ensure_ray
 
@@ -191,15 +233,14 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, 
     counters: Counter = Counter(sources=len(items))
     annotated: list[AnnotatedClip] = []
     quarantine: list[QuarantineRecord] = []
-    share = cpu_share(resources.get("CPU", 2))
-    light = {"num_cpus": 0.5 * share, "scheduling_strategy": SPREAD}  # probes and visual facts
-    decoders = [DecodeActor.options(num_cpus=share, scheduling_strategy=SPREAD).remote()
-                for _ in range(decoder_count(resources.get("CPU", 2)))]
+    cpus = reservations(resources.get("CPU", 2), cfg.asr.actors, cfg.visual.captioner != "none")
+    light = {"num_cpus": cpus.light, "scheduling_strategy": SPREAD}  # probes and visual facts
+    decoders = decode_actors(cpus.decoders, cpus.decoder)
     decoder_busy = [0] * len(decoders)
-    asr_pool: list = []  # started when the first clip with audio arrives
+    # the model loads while the first sources are probed and decoded, not after
+    asr_pool = asr_actors(cfg.asr, cpus.asr) if any(map(may_carry_sound, items)) else []
     asr_busy = [0] * cfg.asr.actors
-    captioner = (CaptionActor.options(num_cpus=0.5 * share).remote(cfg.visual)
-                 if cfg.visual.captioner != "none" else None)
+    captioner = next(iter(caption_actors(cfg.visual, cpus.caption)), None)
     pending: dict[ray.ObjectRef, tuple[str, int, str]] = {}
     states: dict[int, _AssetState] = {}
     next_item = 0
@@ -264,7 +305,7 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, 
                     for clip in value:
                         counters[f"clips_{clip.kind}"] += 1
                         if clip.audio_path:
-                            asr_pool = asr_pool or asr_actors(cfg.asr, share)
+                            asr_pool = asr_pool or asr_actors(cfg.asr, cpus.asr)  # a sound track in a named image
                             slot = asr_busy.index(min(asr_busy))  # the least busy actor
                             asr_busy[slot] += 1
                             pending[asr_pool[slot].transcribe.remote(clip)] = ("asr", index, f"{slot}:{clip.clip_id}")
@@ -293,13 +334,11 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, 
                 if state.waiting == 0:
                     close(index, None)
             admit()
-    finally:
-        # idle decoders stop their child at once; a child stuck behind a failed run exits when its actor dies
-        ray.wait([decoder.close.remote() for decoder in decoders], num_returns=len(decoders), timeout=10)
-        for actor in [*decoders, *([captioner] if captioner is not None else [])]:
-            ray.kill(actor)
-        if not keep_models:
-            release_asr_actors()
+    except BaseException:
+        release_media_actors()
+        raise
+    if not keep_actors:
+        release_media_actors()
     annotated.sort(key=lambda a: (a.clip.source_uri, a.clip.start_s, a.clip.clip_id))
     quarantine.sort(key=lambda q: (q.uri, q.stage))
     counters["seconds"] = round(time.monotonic() - started)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
 
 from schemas.token_accounting import TokenAccounting
 from schemas.validation import SchemaError, from_dict, require
 from training.chat_template import RenderConfig
-from training.loader import DataSource, LoaderConfig
+from training.loader import BatchConfig, LoaderConfig
 from training.media_decode import MediaDecodeConfig
 from training.model.config import ModelConfig, full_model_config, tiny_model_config
 
@@ -17,30 +17,14 @@ StageName = Literal["pretrain1", "pretrain2", "pretrain3", "sft", "speech", "dpo
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)
-class DataConfig:
-    """Which shards and how they are batched."""
+class DataConfig(BatchConfig):
+    """Which shards and how they are batched (the loader's own fields, from ``BatchConfig``), and how rendered."""
 
-    sources: list[DataSource]
-    """Datasets to blend by weight."""
-    batch_rows: int = 1
-    """Rows per batch (per rank)."""
-    max_tokens: int = 32768
-    """Longest packed row."""
-    pack: bool = True
-    """Pack several samples per row with per-sample attention boundaries."""
-    shuffle_buffer: int = 64
-    num_workers: int = 0
-    """Dataloader worker processes per rank."""
     spoken_user: bool = False
     """Feed spoken user turns as audio (SFT with TTS questions)."""
     system_prompt: str | None = None
     label_mode: Literal["assistant", "final_turn"] | None = None
     """None: the stage decides (final_turn for DPO, assistant otherwise)."""
-
-    def __post_init__(self) -> None:
-        require(bool(self.sources), "sources", "name at least one dataset")
-        require(self.batch_rows >= 1, "batch_rows", "must be at least 1")
-        require(self.max_tokens >= 16, "max_tokens", "must be at least 16")
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)
@@ -112,10 +96,10 @@ class TrainConfig:
 
     def loader_config(self, model: ModelConfig) -> LoaderConfig:
         label_mode = self.data.label_mode or ("final_turn" if self.stage == "dpo" else "assistant")
+        shared = {f.name: getattr(self.data, f.name) for f in fields(BatchConfig)}
+        shared["pack"] = self.data.pack and self.stage != "dpo"
         return LoaderConfig(
-            sources=self.data.sources, batch_rows=self.data.batch_rows, max_tokens=self.data.max_tokens,
-            pack=self.data.pack and self.stage != "dpo", shuffle_buffer=self.data.shuffle_buffer, seed=self.seed,
-            num_workers=self.data.num_workers,
+            **shared, seed=self.seed,
             render=RenderConfig(label_mode=label_mode, system_prompt=self.data.system_prompt,
                                 spoken_user=self.data.spoken_user),
             media=MediaDecodeConfig(tile_size=model.vision.tile_size, audio_chunk_seconds=model.audio.chunk_seconds,

@@ -19,7 +19,7 @@ import torch
 
 from schemas.dialogue import Sample
 from schemas.token_accounting import TokenAccounting
-from schemas.validation import SchemaError, from_json
+from schemas.validation import SchemaError, from_json, require
 from training.chat_template import RenderConfig, render_sample
 from training.media_decode import (MediaDecodeConfig, MediaDecodeError, decode_audio, decode_image, decode_video,
                                    decode_waveform)
@@ -45,23 +45,37 @@ class DataSource:
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)
-class LoaderConfig:
-    """What the loader reads and how it batches."""
+class BatchConfig:
+    """Which shards and how they are batched: the fields a training YAML's ``data`` section and the loader share."""
 
     sources: list[DataSource]
+    """Datasets to blend by weight."""
     batch_rows: int = 1
-    """Rows per batch."""
+    """Rows per batch (per rank)."""
     max_tokens: int = 32768
     """Longest row; a sample longer than this is skipped, never split."""
     pack: bool = True
     """Pack several samples per row (with attention boundaries); False puts one sample per row."""
     shuffle_buffer: int = 64
     """Samples held by the seeded shuffle buffer (0: read order)."""
+    num_workers: int = 0
+    """Dataloader worker processes per rank (0: read in the training process)."""
+
+    def __post_init__(self) -> None:
+        require(bool(self.sources), "sources", "name at least one dataset")
+        require(self.batch_rows >= 1, "batch_rows", "must be at least 1")
+        require(self.max_tokens >= 16, "max_tokens", "must be at least 16")
+        require(self.shuffle_buffer >= 0, "shuffle_buffer", "must not be negative")
+        require(self.num_workers >= 0, "num_workers", "must not be negative")
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class LoaderConfig(BatchConfig):
+    """What the loader reads and how it batches."""
+
     seed: int = 0
     epochs: int | None = None
     """Epochs to read; None reads on forever."""
-    num_workers: int = 0
-    """Dataloader worker processes per rank (0: read in the training process)."""
     max_consecutive_failures: int = 100
     """Stop with an error after this many bad samples in a row (the data is broken, not a sample)."""
     video_audio: bool = True

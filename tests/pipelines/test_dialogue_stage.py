@@ -36,6 +36,19 @@ def test_ray_stage_matches_in_process_curation(ray_local, tmp_path):
     assert sum(s.sample.preference is not None for s in samples) >= len(samples) - 1
 
 
+def test_one_batch_in_the_driver_equals_the_same_plans_fanned_out(ray_local, tmp_path, monkeypatch):
+    from pipelines import dialogue_stage
+
+    still = tiny_jpg(tmp_path / "still.jpg", "blue")
+    clips = [annotated_clip(i, ("video", "image", "audio")[i % 3], media_path=still) for i in range(9)]
+    cfg = CurateConfig(input=str(tmp_path), output=str(tmp_path / "out"), seed=4,
+                       dialogue=DialogueConfig(dialogues=PLANS_PER_TASK, max_turns=8))
+    in_driver = run_dialogue_stage(clips, cfg)
+    monkeypatch.setattr(dialogue_stage, "PLANS_PER_TASK", 3)  # three Ray tasks for the same plans
+    assert run_dialogue_stage(clips, cfg) == in_driver
+    assert len(in_driver) == PLANS_PER_TASK
+
+
 def test_ray_stage_speaks_kept_samples(ray_local, tmp_path):
     clips = [annotated_clip(i, ("video", "image", "audio")[i % 3]) for i in range(3)]
     cfg = CurateConfig(input=str(tmp_path), output=str(tmp_path / "out"), seed=1,

@@ -22,3 +22,17 @@ def test_media_stage_completes_on_one_cpu(tmp_path):
                           env={**__import__("os").environ, "RAY_USAGE_STATS_ENABLED": "0"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "CLIPS 3 QUARANTINED 0" in done.stdout
+
+
+def test_long_lived_actors_always_leave_room_for_a_probe():
+    from pipelines.media_stage import reservations
+
+    for cluster in (0.5, 1, 1.5, 2, 3, 4, 8, 16, 64):
+        for asr in (1, 2, 4, 8):
+            for captioner in (False, True):
+                r = reservations(cluster, asr, captioner)
+                held = r.decoders * r.decoder + asr * r.asr + (r.caption if captioner else 0)
+                assert r.decoders >= 1 and r.light > 0 and held + r.light <= cluster, (cluster, asr, captioner, r)
+    roomy = reservations(2, 1, False)
+    assert (roomy.decoders, roomy.decoder, roomy.asr, roomy.light) == (1, 1.0, 0.5, 0.5), "two CPUs need no scaling"
+    assert reservations(16, 1, True).decoders == 15

@@ -28,7 +28,7 @@ def test_media_stage_annotates_good_files_and_quarantines_bad_ones(tmp_path: Pat
     cfg = CurateConfig(input=str(corpus), output=str(tmp_path / "out"),
                        decode=DecodeConfig(frames_per_clip=4, clip_seconds=3.0))
     result = run_media_stage(cfg, progress=False)
-    assert media_stage._asr_actors == {}, "the ASR actor is released unless keep_models"
+    assert media_stage._actor_pools == {}, "decoders and the ASR actor are released unless keep_actors"
 
     assert {(Path(q.uri).name, q.reason) for q in result.quarantine} == {
         ("empty.mp4", "empty"), ("cut.mp4", "truncated"), ("text.mp4", "not_media"),
@@ -112,12 +112,39 @@ def test_no_sources_gives_an_empty_result(tmp_path: Path, ray_local):
     assert (result.clips, result.quarantine, result.counters["sources"]) == ([], [], 0)
 
 
-def test_kept_asr_actors_are_reused_then_released(ray_local):
-    cfg = AsrConfig(actors=2)
-    pool = media_stage.asr_actors(cfg)
-    assert len(pool) == 2 and media_stage.asr_actors(cfg) is pool
-    media_stage.release_asr_actors()
-    assert media_stage._asr_actors == {}
+def test_kept_actors_serve_every_batch_then_are_released(tmp_path: Path, ray_local):
+    import ray
+
+    corpus = tmp_path / "corpus"
+    synth_corpus(corpus, seed=5, videos=1, audio=1, images=1)
+    cfg = CurateConfig(input=str(corpus), output=str(tmp_path / "out"), asr=AsrConfig(actors=2))
+    from curators.sources import list_sources
+
+    first, second = run_media_stage(cfg, sources=list_sources(cfg.input)[:2], progress=False, keep_actors=True), None
+    pools = dict(media_stage._actor_pools)
+    assert {key[1] for key in pools} == {"asr", "decode"} and len(next(p for k, p in pools.items() if k[1] == "asr")) == 2
+    pids = {key: ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in pool]) for key, pool in pools.items()}
+    second = run_media_stage(cfg, sources=list_sources(cfg.input)[2:], progress=False, keep_actors=True)
+    assert media_stage._actor_pools == pools, "the second batch reused the same actors"
+    assert pids == {key: ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in pool])
+                    for key, pool in pools.items()}
+    assert first.clips and second.clips and any(c.transcript for c in first.clips + second.clips)
+    media_stage.release_media_actors()
+    assert media_stage._actor_pools == {}
+    for pool in pools.values():
+        for actor in pool:
+            with pytest.raises(ray.exceptions.RayActorError):
+                ray.get(actor.__ray_ready__.remote(), timeout=30)
+
+
+def test_only_image_sources_start_no_speech_model(tmp_path: Path, ray_local):
+    corpus = tmp_path / "corpus"
+    synth_corpus(corpus, seed=6, videos=0, audio=0, images=2)
+    cfg = CurateConfig(input=str(corpus), output=str(tmp_path / "out"))
+    result = run_media_stage(cfg, progress=False, keep_actors=True)
+    assert len(result.clips) == 2
+    assert {key[1] for key in media_stage._actor_pools} == {"decode"}
+    media_stage.release_media_actors()
 
 
 def test_a_hung_decoder_exits_when_its_parent_dies(tmp_path: Path, probed_video):

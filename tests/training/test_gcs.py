@@ -69,8 +69,8 @@ def test_train_command_reads_gs_with_only_the_documented_environment(gcs_endpoin
     env.update(STORAGE_EMULATOR_HOST=gcs_endpoint, GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="false",
                FSSPEC_GCS_TOKEN="anon", PYTHONPATH=str(REPO))
     done = subprocess.run([sys.executable, "-m", "flows.cli", "train", "--shards", "gs://shards/ds2/manifest.json",
-                           "--steps", "2", "--max-tokens", "2048"], cwd=REPO, env=env, capture_output=True, check=False,
+                           "--steps", "1", "--max-tokens", "2048"], cwd=REPO, env=env, capture_output=True, check=False,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     losses = [float(m) for m in re.findall(r"^step\s+\d+\s+loss ([0-9.eE+-]+)", done.stdout, re.MULTILINE)]
-    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+    assert len(losses) == 1 and all(math.isfinite(x) for x in losses)
