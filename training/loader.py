@@ -22,9 +22,9 @@ from schemas.token_accounting import TokenAccounting
 from schemas.validation import SchemaError, from_json, require
 from training.chat_template import RenderConfig, render_sample
 from training.media_decode import (MediaDecodeConfig, MediaDecodeError, decode_audio, decode_image, decode_video,
-                                   decode_waveform)
+                                   decode_waveform, new_tensor)
 from training.model.config import SpeechDecoderConfig
-from training.packing import Batch, Tagged, collate_rows, pack_rows
+from training.packing import Batch, MediaArena, Tagged, collate_rows, pack_rows
 from training.shard_urls import expand_shard_urls, open_stream
 
 log = logging.getLogger(__name__)
@@ -273,6 +273,8 @@ class ShardDataset(torch.utils.data.IterableDataset):
         consumed = self.resume.consumed.get(epoch, set())
         skipped: list[tuple[str, str]] = []
         state = {"failures": 0}
+        # decoded media go where the batch will hold them; a worker's batches go to shared memory instead
+        arena = MediaArena() if torch.utils.data.get_worker_info() is None else None
 
         def rendered() -> Iterator[Tagged]:
             for raw in self.raw_stream(epoch, slot, slots):
@@ -282,7 +284,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
                 if raw["__id__"] in consumed:
                     continue
                 try:
-                    rendered_raw = self.render_raw(raw)
+                    rendered_raw = self.render_raw(raw, arena)
                     state["failures"] = 0
                     if isinstance(rendered_raw, tuple):
                         for one in rendered_raw:
@@ -301,20 +303,21 @@ class ShardDataset(torch.utils.data.IterableDataset):
         for row in pack_rows(rendered(), self.config.max_tokens, per_row):
             rows.append(row)
             if len(rows) == batch_rows:
-                yield self._collate(rows, epoch, slot, skipped)
+                yield self._collate(rows, epoch, slot, skipped, arena)
                 rows = []
         if rows:
-            yield self._collate(rows, epoch, slot, skipped)
+            yield self._collate(rows, epoch, slot, skipped, arena)
 
-    def _collate(self, rows, epoch, slot, skipped) -> Batch:
-        batch = collate_rows(rows, self.special.endoftext)
+    def _collate(self, rows, epoch, slot, skipped, arena: MediaArena | None = None) -> Batch:
+        batch = collate_rows(rows, self.special.endoftext, arena=arena)
         batch.epoch, batch.slot, batch.skipped = epoch, slot, list(skipped)
         batch.slots = self._slots
         skipped.clear()
         return batch
 
-    def render_raw(self, raw: dict):
-        """Parse the record, decode the members it uses, render it; a bad sample raises SkipSample."""
+    def render_raw(self, raw: dict, arena: MediaArena | None = None):
+        """Parse the record, decode the members it uses (into ``arena`` when given), render it; a bad sample
+        raises SkipSample."""
         from schemas.dataset_format import SAMPLE_JSON
 
         if SAMPLE_JSON not in raw:
@@ -326,7 +329,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
         if sample.key != raw["__key__"]:
             raise SkipSample(f"record key {sample.key!r} differs from member key {raw['__key__']!r}")
         try:
-            media = self.decode_media(sample, raw)
+            media = self.decode_media(sample, raw, arena)
             if self.config.preference_pairs:
                 return self._render_pair(sample, media)
             rendered = render_sample(sample, media, self.tokenizer, self.special, self.config.accounting,
@@ -360,7 +363,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
         if not rendered.speech:
             raise SkipSample("no spoken answer for the speech decoder")
 
-    def decode_media(self, sample: Sample, raw: dict) -> dict:
+    def decode_media(self, sample: Sample, raw: dict, arena: MediaArena | None = None) -> dict:
         tiles = {m.member: m.tiles for m in sample.dialogue.media}
         wanted: dict[str, str] = {}
         for turn in sample.dialogue.turns:
@@ -372,16 +375,17 @@ class ShardDataset(torch.utils.data.IterableDataset):
                 wanted[turn.user.speech_member] = "audio"
         out = {}
         cfg = self.config.media
+        alloc = arena.empty if arena is not None else new_tensor
         for member, kind in wanted.items():
             if member not in raw:
                 raise KeyError(f"member {member!r} is missing from the shard")
             data = raw[member]
             if kind == "image":
-                out[member] = decode_image(data, tiles.get(member), cfg)
+                out[member] = decode_image(data, tiles.get(member), cfg, alloc)
             elif kind == "video":
-                out[member] = decode_video(data, tiles.get(member), cfg, with_audio=self.config.video_audio)
+                out[member] = decode_video(data, tiles.get(member), cfg, self.config.video_audio, alloc)
             else:
-                out[member] = decode_audio(data, cfg)
+                out[member] = decode_audio(data, cfg, alloc)
         return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -13,6 +14,13 @@ import torch
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SAMPLE_RATE = 16_000
+
+Allocate = Callable[[tuple[int, ...], torch.dtype], torch.Tensor]
+"""(shape, dtype) -> an uninitialised contiguous tensor for decoded media (the loader's batch arena)."""
+
+
+def new_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype)
 
 
 class MediaDecodeError(ValueError):
@@ -49,10 +57,10 @@ class DecodedVisual:
     """A video's own sound track, when it has one (the token budget counts it as audio)."""
 
 
-def _channels_first(images: torch.Tensor) -> torch.Tensor:
+def _channels_first(images: torch.Tensor, alloc: Allocate) -> torch.Tensor:
     """uint8 [n, h, w, 3] -> uint8 [n, 3, h, w] (contiguous), one plane at a time (faster than a 4-d transpose)."""
     n, h, w, _ = images.shape
-    out = torch.empty((n, 3, h, w), dtype=torch.uint8)
+    out = alloc((n, 3, h, w), torch.uint8)
     for c in range(3):
         out[:, c] = images[..., c]
     return out
@@ -89,7 +97,8 @@ def dynamic_tile_count(width: int, height: int, max_tiles: int) -> int:
     return cells + 1 if cells > 1 else 1
 
 
-def decode_image(data: bytes, tiles: int | None, config: MediaDecodeConfig) -> DecodedVisual:
+def decode_image(data: bytes, tiles: int | None, config: MediaDecodeConfig, alloc: Allocate = new_tensor
+                 ) -> DecodedVisual:
     """An image as ``tiles`` tiles: a grid of ``tiles - 1`` cells plus a whole-image thumbnail (one tile when 1)."""
     from PIL import Image, UnidentifiedImageError
 
@@ -104,7 +113,8 @@ def decode_image(data: bytes, tiles: int | None, config: MediaDecodeConfig) -> D
         tiles = dynamic_tile_count(img.width, img.height, config.max_tiles)
     if tiles < 1:
         raise MediaDecodeError(f"image: tile count {tiles} < 1")
-    out = np.empty((tiles, 3, size, size), dtype=np.uint8)
+    tensor = alloc((tiles, 3, size, size), torch.uint8)
+    out = tensor.numpy()
     if tiles > 1:
         cols, rows = tile_grid(img.width, img.height, tiles)
         grid = img.resize((cols * size, rows * size), Image.BICUBIC)
@@ -113,11 +123,11 @@ def decode_image(data: bytes, tiles: int | None, config: MediaDecodeConfig) -> D
             out[:-1, c] = plane.reshape(rows, size, cols, size).transpose(0, 2, 1, 3).reshape(-1, size, size)
     for c, plane in enumerate(_planes(img.resize((size, size), Image.BICUBIC))):
         out[-1, c] = plane  # the whole image (the only tile when 1)
-    return DecodedVisual(tiles=torch.from_numpy(out))
+    return DecodedVisual(tiles=tensor)
 
 
-def decode_video(data: bytes, frames: int | None, config: MediaDecodeConfig, with_audio: bool = False
-                 ) -> DecodedVisual:
+def decode_video(data: bytes, frames: int | None, config: MediaDecodeConfig, with_audio: bool = False,
+                 alloc: Allocate = new_tensor) -> DecodedVisual:
     """``frames`` frames sampled uniformly (segment centres), each resized to one tile; and its sound track."""
     import decord
     from torch.utils.dlpack import from_dlpack
@@ -133,13 +143,14 @@ def decode_video(data: bytes, frames: int | None, config: MediaDecodeConfig, wit
         frames_hwc = from_dlpack(reader.get_batch(indices).to_dlpack())  # no copy
     except (decord.DECORDError, RuntimeError) as exc:
         raise MediaDecodeError(f"video: {exc}") from None
+    tiles = _channels_first(frames_hwc, alloc)
     sound = None
     if with_audio:
         try:
-            sound = audio_features(decode_waveform(data), config)
+            sound = audio_features(decode_waveform(data), config, alloc)
         except MediaDecodeError:
             sound = None  # a silent video
-    return DecodedVisual(tiles=_channels_first(frames_hwc), audio=sound)
+    return DecodedVisual(tiles=tiles, audio=sound)
 
 
 def decode_waveform(data: bytes) -> np.ndarray:
@@ -172,10 +183,10 @@ def mel_extractor(mel_bins: int, chunk_seconds: int):
     return WhisperFeatureExtractor(feature_size=mel_bins, sampling_rate=SAMPLE_RATE, chunk_length=chunk_seconds)
 
 
-def decode_audio(data: bytes, config: MediaDecodeConfig) -> DecodedAudio:
+def decode_audio(data: bytes, config: MediaDecodeConfig, alloc: Allocate = new_tensor) -> DecodedAudio:
     """Audio as Whisper log-mel windows of ``audio_chunk_seconds`` (the last one padded)."""
     wave = decode_waveform(data)
-    return audio_features(wave, config)
+    return audio_features(wave, config, alloc)
 
 
 def whisper_log_mel(chunk: np.ndarray, mel_bins: int, chunk_seconds: int, out: torch.Tensor | None = None
@@ -214,11 +225,11 @@ def _mel_constants(mel_bins: int, chunk_seconds: int) -> tuple[int, int, torch.T
     return extractor.n_fft, extractor.hop_length, torch.hann_window(extractor.n_fft), filters
 
 
-def audio_features(wave: np.ndarray, config: MediaDecodeConfig) -> DecodedAudio:
+def audio_features(wave: np.ndarray, config: MediaDecodeConfig, alloc: Allocate = new_tensor) -> DecodedAudio:
     step = config.audio_chunk_seconds * SAMPLE_RATE
     starts = range(0, max(len(wave), 1), step)
     frames = config.audio_chunk_seconds * SAMPLE_RATE // _mel_constants(config.mel_bins, config.audio_chunk_seconds)[1]
-    mels = torch.empty((len(starts), config.mel_bins, frames), dtype=torch.float32)
+    mels = alloc((len(starts), config.mel_bins, frames), torch.float32)
     for i, start in enumerate(starts):
         whisper_log_mel(wave[start:start + step], config.mel_bins, config.audio_chunk_seconds, out=mels[i])
     return DecodedAudio(mels=mels, seconds=len(wave) / SAMPLE_RATE)

@@ -164,3 +164,29 @@ def test_resume_with_another_worker_count_reads_each_remaining_sample_once(token
             per_epoch[(b.epoch, k)] += 1
     assert set(per_epoch.values()) == {1}
     assert sorted(collections.Counter(e for e, _ in per_epoch).values()) == [24, 24]
+
+
+def test_batches_hold_exactly_the_media_decoded_one_sample_at_a_time(tokenizer, dataset_dir):
+    """Media decoded into the batch arena (views, no copy) equal media decoded alone and concatenated."""
+    ds = loader(tokenizer, dataset_dir, epochs=1, max_tokens=3000, batch_rows=2)
+    raw = {r["__id__"]: r for r in ds.raw_stream(0, 0, 1)}
+    batches = list(ds)
+    assert sum(len(b.sample_ids) for b in batches) == 12 and len(batches) > 1
+    for b in batches:
+        alone = [ds.render_raw(raw[k]) for k in b.sample_ids]
+        assert torch.equal(b.pixel_values, torch.cat([t for r in alone for t in r.visuals]))
+        assert torch.equal(b.audio_mels, torch.cat([m for r in alone for m, _ in r.audios]))
+    # the batches were views of the arena's buffers (reserved larger than one batch), not copies
+    assert all(b.pixel_values.untyped_storage().nbytes() > b.pixel_values.nbytes for b in batches)
+
+
+def test_media_through_dataloader_workers_equal_media_read_in_process(tokenizer, dataset_dir):
+    inline = {k: b for b in loader(tokenizer, dataset_dir, epochs=1, max_tokens=3000, pack=False) for k in b.sample_ids}
+    ds = loader(tokenizer, dataset_dir, epochs=1, max_tokens=3000, pack=False, num_workers=2)
+    seen = 0
+    for b in make_dataloader(ds):
+        (k,) = b.sample_ids
+        assert torch.equal(b.pixel_values, inline[k].pixel_values)
+        assert torch.equal(b.audio_mels, inline[k].audio_mels)
+        seen += 1
+    assert seen == 12
