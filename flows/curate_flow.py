@@ -71,14 +71,15 @@ REPORT_FILE = "report.html"
 
 
 @task(name="report", retries=1, retry_delay_seconds=[5])
-def report_task(cfg: CurateConfig) -> str:
-    """Render the review report (plots) beside the dataset; returns where it is."""
+def report_task(cfg: CurateConfig) -> tuple[str, dict]:
+    """Render the review report (plots) beside the dataset; returns where it is and the figures it shows."""
     from pipelines.dataset_io import as_location
-    from pipelines.review_render import render_report
+    from pipelines.review_render import render_report, report_data
 
     location = as_location(cfg.output)
-    location.write_bytes((REPORT_FILE,), render_report(location).encode())
-    return location.path(REPORT_FILE)
+    data = report_data(location)
+    location.write_bytes((REPORT_FILE,), render_report(location, data).encode())
+    return location.path(REPORT_FILE), data
 
 
 @flow(name="curate", log_prints=True, validate_parameters=False)
@@ -94,8 +95,8 @@ def curate_flow(config: dict, progress: bool = True) -> dict:
     media = media_task(cfg, progress)
     samples = dialogue_task(cfg, media.clips)
     manifest = shard_task(cfg, samples, media, progress)
-    report = report_task(cfg)
-    _publish_summary(cfg, manifest, report)
+    report, figures = report_task(cfg)
+    _publish_summary(cfg, manifest, report, figures)
     logger.info("dataset committed: %s (report %s)", cfg.output, report)
     return dict(manifest.counts)
 
@@ -120,10 +121,7 @@ def run_logging(run_id: str) -> None:
         logger.propagate = False
 
 
-def _publish_summary(cfg: CurateConfig, manifest, report: str) -> None:
-    from pipelines.review_render import report_data
-
-    data = report_data(cfg.output)
+def _publish_summary(cfg: CurateConfig, manifest, report: str, data: dict) -> None:
     counts = "\n".join(f"| {k} | {v} |" for k, v in sorted(manifest.counts.items()))
     reasons = "\n".join(f"| {r['reason']} | {r['files']} |" for r in data["quarantine_reasons"]) or "| none | 0 |"
     rates = "\n".join(f"| {r['filter']} | {r['verdicts']} | {r['pass_rate']:.1%} |" for r in data["filter_pass_rates"])

@@ -264,14 +264,15 @@ def _table(rows: list[dict]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def render_report(dataset: str | Path | DatasetLocation) -> str:
-    """A self-contained HTML report: summary counts and six plots with the numbers under each."""
+def render_report(dataset: str | Path | DatasetLocation, data: dict[str, list[dict]] | None = None) -> str:
+    """A self-contained HTML report: summary counts and six plots with the numbers under each (``data``:
+    the dataset's report_data, when the caller has it already)."""
     import matplotlib
 
     matplotlib.use("Agg")
     location = as_location(dataset)
     manifest = read_manifest(location)
-    data = report_data(location)
+    data = report_data(location) if data is None else data
     durations: dict[str, list[float]] = {}
     for r in data["media_durations"]:
         durations.setdefault(r["kind"], []).append(r["duration_s"])
