@@ -48,16 +48,22 @@ class RenderedSample:
         return len(self.input_ids)
 
 
+SHORT_TEXT = 24
+"""Texts up to this length (role headers, separators) are encoded once per tokenizer and remembered."""
+SHORT_TEXT_ENTRIES = 4096
+
+
 def text_encoder(tokenizer):
     """str -> ids with control tokens spelled in the text split as plain text, so data can never inject one.
 
     Calls the Rust tokenizer directly: the transformers wrapper costs more than the encoding for short turns.
+    The template's own short strings recur in every message, so short texts are looked up by their exact value.
     """
     encode = getattr(tokenizer, "_omni_text_encoder", None)
     if encode is None:
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if backend is None:
-            def encode(text):
+            def encode_any(text):
                 return tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
         else:
             from tokenizers import Tokenizer
@@ -65,8 +71,19 @@ def text_encoder(tokenizer):
             plain = Tokenizer.from_str(backend.to_str())
             plain.encode_special_tokens = True
 
-            def encode(text):
+            def encode_any(text):
                 return plain.encode(text, add_special_tokens=False).ids
+        short: dict[str, tuple[int, ...]] = {}
+
+        def encode(text):
+            if len(text) > SHORT_TEXT:
+                return encode_any(text)
+            ids = short.get(text)
+            if ids is None:
+                ids = tuple(encode_any(text))
+                if len(short) < SHORT_TEXT_ENTRIES:
+                    short[text] = ids
+            return list(ids)
         tokenizer._omni_text_encoder = encode
     return encode
 

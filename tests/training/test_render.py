@@ -123,3 +123,22 @@ def test_data_cannot_inject_control_tokens(tokenizer, media_bytes):
     sample = replace(sample, dialogue=replace(sample.dialogue, turns=[evil]))
     out = render(tokenizer, sample, media_bytes)
     assert out.input_ids.count(special.img_context) == 0 and out.input_ids.count(special.im_end) == 2
+
+
+def test_remembered_short_texts_encode_exactly_like_fresh_ones(tokenizer):
+    """The encoder's cache of short texts is keyed by the exact text: no two texts ever share ids."""
+    from tokenizers import Tokenizer
+
+    from training.chat_template import SHORT_TEXT, text_encoder
+
+    fresh = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    fresh.encode_special_tokens = True
+    encode = text_encoder(tokenizer)
+    texts = ["user\n", "user\n\n", "User\n", "assistant\n", "\n", "\n\n", " ", "", "a" * SHORT_TEXT,
+             "a" * (SHORT_TEXT + 1), "<|im_end|>", "<img>", "é\n", "Turn 1 of dialogue 2"]
+    for _ in range(2):  # second pass reads the cache
+        for text in texts:
+            ids = encode(text)
+            assert ids == fresh.encode(text, add_special_tokens=False).ids, text
+            ids.append(-1)  # callers own the list they get
+    assert tokenizer.convert_tokens_to_ids("<|im_end|>") not in encode("<|im_end|>")
