@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import sys
 import time
@@ -11,12 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
+from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from curators.facts import annotate_clip
 from curators.sources import drop_local_copy, list_sources
 from schemas.config import IMAGE_EXTENSIONS, AsrConfig, CurateConfig, DecodeConfig, ProbePolicy, VisualConfig
 from schemas.media import AnnotatedClip, Clip, MediaAsset, QuarantineRecord, SourceItem, Transcript, VisualFacts
 from schemas.validation import to_json
+
+log = logging.getLogger(__name__)
 
 ASSETS_IN_FLIGHT_PER_CPU = 2
 """Sources between probe and annotate at once, per cluster CPU (at least 8): the window bounds memory
@@ -143,49 +148,69 @@ class CaptionActor:
         return text, time.perf_counter() - started
 
 
-_actor_pools: dict[tuple, list] = {}
+@dataclass(slots=True)
+class ActorPool:
+    """Long-lived actors and the placement group that holds their CPUs (and GPUs) for as long as they live."""
+
+    actors: list
+    group: PlacementGroup
+
+
+_actor_pools: dict[tuple, ActorPool] = {}
 """Long-lived actors of this Ray job, by role and settings: a run that calls the stage batch by batch starts
 its decoder processes and loads its models once, then calls release_media_actors."""
+PLACEMENT_WAIT_S = 10.0
+"""How long a stage waits for its actors' resources before probing anyway (a cluster still scaling up)."""
 
 
-def _pool(key: tuple, start) -> list:
+def _pool(key: tuple, count: int, bundle: dict[str, float], start) -> list:
+    """The pool under ``key``, or ``count`` new actors from ``start(strategy)``, each in its own reserved
+    bundle: reserved before the stage's short tasks are queued, so those never take the actors' place
+    while the actors' processes start (nor, on a small cluster, for good). Bundles go round the nodes."""
     key = (ray.get_runtime_context().get_job_id(), *key)
     if key not in _actor_pools:
-        _actor_pools[key] = start()
-    return _actor_pools[key]
+        group = placement_group([bundle] * count, strategy=SPREAD)
+        if not group.wait(PLACEMENT_WAIT_S):
+            log.warning("resources for %s actors not yet free after %.0f s; going on", key[1], PLACEMENT_WAIT_S)
+        _actor_pools[key] = ActorPool(actors=[start(PlacementGroupSchedulingStrategy(group, i)) for i in range(count)],
+                                      group=group)
+    return _actor_pools[key].actors
 
 
 def asr_actors(cfg: AsrConfig, cpus: float = 0.5) -> list:
     """The ASR actor pool for these settings (a killed actor is restarted and its call retried)."""
     gpus = 1 if cfg.device.startswith("cuda") else 0
-    return _pool(("asr", to_json(cfg), cpus), lambda: [
-        AsrActor.options(num_cpus=cpus, num_gpus=gpus, max_restarts=3, max_task_retries=3).remote(cfg)
-        for _ in range(cfg.actors)])
+    bundle = {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
+    return _pool(("asr", to_json(cfg), cpus), cfg.actors, bundle, lambda strategy: AsrActor.options(
+        num_cpus=cpus, num_gpus=gpus, max_restarts=3, max_task_retries=3, scheduling_strategy=strategy).remote(cfg))
 
 
 def decode_actors(count: int, cpus: float) -> list:
     """``count`` decoder actors, each owning one isolated decoder process, spread over the nodes."""
-    return _pool(("decode", count, cpus), lambda: [
-        DecodeActor.options(num_cpus=cpus, scheduling_strategy=SPREAD).remote() for _ in range(count)])
+    return _pool(("decode", count, cpus), count, {"CPU": cpus},
+                 lambda strategy: DecodeActor.options(num_cpus=cpus, scheduling_strategy=strategy).remote())
 
 
 def caption_actors(cfg: VisualConfig, cpus: float) -> list:
     """The captioner actor for these settings (none when captioning is off)."""
     if cfg.captioner == "none":
         return []
-    return _pool(("caption", to_json(cfg), cpus), lambda: [CaptionActor.options(num_cpus=cpus).remote(cfg)])
+    return _pool(("caption", to_json(cfg), cpus), 1, {"CPU": cpus},
+                 lambda strategy: CaptionActor.options(num_cpus=cpus, scheduling_strategy=strategy).remote(cfg))
 
 
 def release_media_actors() -> None:
-    """Stop every actor the stage keeps: decoders close their child process, models are freed."""
+    """Stop every actor the stage keeps and free their reservations: decoders close their child process,
+    models are freed."""
     pools = list(_actor_pools.items())
     _actor_pools.clear()
-    decoders = [actor for key, pool in pools if key[1] == "decode" for actor in pool]
+    decoders = [actor for key, pool in pools if key[1] == "decode" for actor in pool.actors]
     # idle decoders stop their child at once; a child stuck behind a failed run exits when its actor dies
     ray.wait([d.close.remote() for d in decoders], num_returns=len(decoders), timeout=10)
     for _, pool in pools:
-        for actor in pool:
+        for actor in pool.actors:
             ray.kill(actor)
+        remove_placement_group(pool.group)
 
 
 def may_carry_sound(item: SourceItem) -> bool:

@@ -121,11 +121,12 @@ def test_kept_actors_serve_every_batch_then_are_released(tmp_path: Path, ray_loc
     from curators.sources import list_sources
 
     first, second = run_media_stage(cfg, sources=list_sources(cfg.input)[:2], progress=False, keep_actors=True), None
-    pools = dict(media_stage._actor_pools)
+    pools = {key: list(pool.actors) for key, pool in media_stage._actor_pools.items()}
+    groups = [pool.group for pool in media_stage._actor_pools.values()]
     assert {key[1] for key in pools} == {"asr", "decode"} and len(next(p for k, p in pools.items() if k[1] == "asr")) == 2
     pids = {key: ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in pool]) for key, pool in pools.items()}
     second = run_media_stage(cfg, sources=list_sources(cfg.input)[2:], progress=False, keep_actors=True)
-    assert media_stage._actor_pools == pools, "the second batch reused the same actors"
+    assert {key: pool.actors for key, pool in media_stage._actor_pools.items()} == pools, "the same actors again"
     assert pids == {key: ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in pool])
                     for key, pool in pools.items()}
     assert first.clips and second.clips and any(c.transcript for c in first.clips + second.clips)
@@ -135,6 +136,8 @@ def test_kept_actors_serve_every_batch_then_are_released(tmp_path: Path, ray_loc
         for actor in pool:
             with pytest.raises(ray.exceptions.RayActorError):
                 ray.get(actor.__ray_ready__.remote(), timeout=30)
+    table = ray.util.placement_group_table()
+    assert all(table[group.id.hex()]["state"] == "REMOVED" for group in groups), "reservations freed"
 
 
 def test_only_image_sources_start_no_speech_model(tmp_path: Path, ray_local):
