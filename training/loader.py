@@ -231,9 +231,11 @@ class ShardDataset(torch.utils.data.IterableDataset):
         slot, slots = self._slot()
         self._slots = slots
         epoch = self.resume.epoch
+        # decoded media go where the batch will hold them; a worker's batches go to shared memory instead
+        arena = MediaArena() if torch.utils.data.get_worker_info() is None else None
         while self.config.epochs is None or epoch < self.config.epochs:
             delivered = False
-            for batch in self.epoch_batches(epoch, slot, slots):
+            for batch in self.epoch_batches(epoch, slot, slots, arena):
                 delivered = True
                 yield batch
             if not delivered and not self.resume.consumed.get(epoch):
@@ -269,12 +271,10 @@ class ShardDataset(torch.utils.data.IterableDataset):
                     yield raw
                 index += 1
 
-    def epoch_batches(self, epoch: int, slot: int, slots: int) -> Iterator[Batch]:
+    def epoch_batches(self, epoch: int, slot: int, slots: int, arena: MediaArena | None = None) -> Iterator[Batch]:
         consumed = self.resume.consumed.get(epoch, set())
         skipped: list[tuple[str, str]] = []
         state = {"failures": 0}
-        # decoded media go where the batch will hold them; a worker's batches go to shared memory instead
-        arena = MediaArena() if torch.utils.data.get_worker_info() is None else None
 
         def rendered() -> Iterator[Tagged]:
             for raw in self.raw_stream(epoch, slot, slots):

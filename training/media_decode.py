@@ -58,11 +58,10 @@ class DecodedVisual:
 
 
 def _channels_first(images: torch.Tensor, alloc: Allocate) -> torch.Tensor:
-    """uint8 [n, h, w, 3] -> uint8 [n, 3, h, w] (contiguous), one plane at a time (faster than a 4-d transpose)."""
+    """uint8 [n, h, w, 3] -> uint8 [n, 3, h, w] (contiguous); numpy's strided copy is twice torch's here."""
     n, h, w, _ = images.shape
     out = alloc((n, 3, h, w), torch.uint8)
-    for c in range(3):
-        out[:, c] = images[..., c]
+    out.numpy()[...] = images.numpy().transpose(0, 3, 1, 2)
     return out
 
 

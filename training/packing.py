@@ -130,8 +130,8 @@ class MediaArena:
     For the reading process only: a dataloader worker builds batches in shared memory instead.
     """
 
-    def __init__(self, min_items: int = 32, spare: int = 3):
-        self._min_items, self._spare = min_items, spare
+    def __init__(self, min_items: int = 16, reserve_bytes: int = 256 << 20, spare: int = 3):
+        self._min_items, self._reserve_bytes, self._spare = min_items, reserve_bytes, spare
         self._buffers: dict[tuple, torch.Tensor] = {}
         """(item shape, dtype) -> the open buffer."""
         self._arrays: dict[tuple, tuple[np.ndarray, weakref.ref]] = {}
@@ -162,8 +162,11 @@ class MediaArena:
         item_shape, dtype = key
         array = self._reusable(key, held + wanted)
         if array is None:
-            items = max(self._min_items, 2 * self._largest.get(key, 0), 2 * (held + wanted))
-            array = np.empty((items, *item_shape), dtype=torch.empty(0, dtype=dtype).numpy().dtype)
+            np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+            # reserved, not touched: a batch rarely outgrows its buffer (which would move what it holds)
+            reserve = self._reserve_bytes // (math.prod(item_shape) * np_dtype.itemsize)
+            items = max(self._min_items, reserve, 2 * self._largest.get(key, 0), 2 * (held + wanted))
+            array = np.empty((items, *item_shape), dtype=np_dtype)
         handle = array.view()  # owned by the tensors' storage alone: it dies when the last of them does
         buffer = torch.from_numpy(handle)
         alive = weakref.ref(handle)

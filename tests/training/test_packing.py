@@ -14,7 +14,7 @@ def filled(arena: MediaArena, n: int, value: int, shape=TILE, dtype=torch.uint8)
 
 
 def test_consecutive_media_become_one_view_and_anything_else_a_copy():
-    arena = MediaArena(min_items=8)
+    arena = MediaArena(min_items=8, reserve_bytes=0)
     a, b = filled(arena, 2, 1), filled(arena, 3, 2)
     batch = arena.gather([a, b])
     assert batch.data_ptr() == a.data_ptr() and batch.shape == (5, *TILE)
@@ -28,7 +28,7 @@ def test_consecutive_media_become_one_view_and_anything_else_a_copy():
 
 
 def test_media_decoded_for_the_next_batch_move_and_keep_their_values():
-    arena = MediaArena(min_items=4)
+    arena = MediaArena(min_items=4, reserve_bytes=0)
     a = filled(arena, 2, 1)
     overflow = filled(arena, 1, 7)  # decoded before the packer knew it starts the next batch
     first = arena.gather([a])
@@ -41,14 +41,14 @@ def test_media_decoded_for_the_next_batch_move_and_keep_their_values():
 
 
 def test_a_buffer_grows_mid_batch_without_losing_media():
-    arena = MediaArena(min_items=2)
+    arena = MediaArena(min_items=2, reserve_bytes=0)
     parts = [filled(arena, 3, i) for i in range(5)]  # far past the first buffer
     batch = arena.gather(parts)
     assert torch.equal(batch, torch.cat([torch.full((3, *TILE), i, dtype=torch.uint8) for i in range(5)]))
 
 
 def test_memory_of_a_live_batch_is_never_handed_out_again_and_a_dead_one_is_reused():
-    arena = MediaArena(min_items=4)
+    arena = MediaArena(min_items=4, reserve_bytes=0)
     held = arena.gather([filled(arena, 4, 5)])
     for i in range(6):  # later batches, each dropped at once
         arena.gather([filled(arena, 4, 10 + i)])
@@ -60,7 +60,7 @@ def test_memory_of_a_live_batch_is_never_handed_out_again_and_a_dead_one_is_reus
 
 
 def test_kinds_of_media_never_share_a_buffer():
-    arena = MediaArena(min_items=4)
+    arena = MediaArena(min_items=4, reserve_bytes=0)
     tiles = filled(arena, 2, 1)
     mels = arena.empty((2, 5, 6), torch.float32).fill_(0.5)
     other = filled(arena, 1, 3, shape=(3, 8, 8))
