@@ -4,11 +4,13 @@ Writes a small dataset of real media (jpg 3 tiles, 1 s H.264 video 3 frames, 1.3
 times, in one process with one thread:
   raw      sequential read of the tar bytes (the I/O limit);
   bare     upstream webdataset iteration + json parse + the same media decoding (tiles, frames with the video's
-           sound track as the loader takes it, log-mel);
+           sound track as the loader takes it, log-mel), its output dropped at once ("dropped") or kept until a
+           batch is complete, as ``.batched()`` would hand it on ("held");
   loader   training.loader end to end: the same decoding + chat template, placeholders, labels, packing, batches.
-"Per core" is per CPU-second of this process (all its threads), which other jobs on the machine barely move; the
-rounds alternate the two and keep each one's best. The last line is the ratio loader / bare in samples per
-CPU-second (target >= 1.0).
+"Per core" is per CPU-second of this process (all its threads), which other jobs on the machine move less than
+wall time. One long-lived loader reads ``--rounds`` epochs; each batch it makes is followed by as many samples of
+each bare pipeline, so load changes hit all alike. The last line is the ratio loader / bare ("dropped", the
+strictest) in samples per CPU-second over all epochs (target >= 1.0).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -111,45 +115,88 @@ def time_raw(urls: list[str]) -> tuple[Clock, int]:
     return clock, total
 
 
-def time_bare(urls: list[str], cfg) -> Clock:
+def bare_samples(urls: list[str], cfg) -> Iterator[dict]:
     """Upstream webdataset iteration; per sample: parse the record, decode exactly the media it refers to."""
     import webdataset as wds
 
     from training.media_decode import decode_audio, decode_image, decode_video
 
-    with Clock() as clock:
-        for raw in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
-            sample = from_json(Sample, raw["json"])
-            tiles = {m.member: m.tiles for m in sample.dialogue.media}
-            for turn in sample.dialogue.turns:
-                for part in turn.user.parts:
-                    if part.kind == "image":
-                        decode_image(raw[part.member], tiles[part.member], cfg)
-                    elif part.kind == "video":
-                        decode_video(raw[part.member], tiles[part.member], cfg, with_audio=True)
-                    elif part.kind == "audio":
-                        decode_audio(raw[part.member], cfg)
-    return clock
+    for raw in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
+        sample = from_json(Sample, raw["json"])
+        tiles = {m.member: m.tiles for m in sample.dialogue.media}
+        media = {}
+        for turn in sample.dialogue.turns:
+            for part in turn.user.parts:
+                if part.kind == "image":
+                    media[part.member] = decode_image(raw[part.member], tiles[part.member], cfg)
+                elif part.kind == "video":
+                    media[part.member] = decode_video(raw[part.member], tiles[part.member], cfg, with_audio=True)
+                elif part.kind == "audio":
+                    media[part.member] = decode_audio(raw[part.member], cfg)
+        yield media
 
 
-def time_loader(root: Path, tokenizer, cfg) -> tuple[Clock, int, int]:
+def loader_batches(root: Path, tokenizer, cfg, epochs: int = 1) -> Iterator:
     from training.loader import DataSource, LoaderConfig, ShardDataset
 
-    config = LoaderConfig(sources=[DataSource(url=str(root))], max_tokens=8192, shuffle_buffer=16, epochs=1,
+    config = LoaderConfig(sources=[DataSource(url=str(root))], max_tokens=8192, shuffle_buffer=16, epochs=epochs,
                           media=cfg)
-    samples = tokens = 0
-    with Clock() as clock:
-        for batch in ShardDataset(config, tokenizer):
-            samples += len(batch.sample_ids)
-            tokens += batch.tokens
-    return clock, samples, tokens
+    yield from ShardDataset(config, tokenizer)
+
+
+@dataclass
+class Epoch:
+    cpu: dict[str, float]
+    wall: dict[str, float]
+    samples: int = 0
+    tokens: int = 0
+
+
+def race(urls: list[str], root: Path, tokenizer, cfg, epochs: int) -> list[Epoch]:
+    """``epochs`` passes of each contender (one long-lived loader, as in training), interleaved: the loader makes a
+    batch, then each bare pipeline as many samples, each one's time summed per epoch; so a change of machine load
+    hits all alike.
+
+    ``dropped``: bare webdataset whose decoded media are dropped at once (its buffers stay in cache);
+    ``held``: the same, its decoded media kept until the batch is complete, as ``.batched()`` hands them on.
+    """
+    out = [Epoch(cpu=dict.fromkeys(CONTENDERS, 0.0), wall=dict.fromkeys(CONTENDERS, 0.0)) for _ in range(epochs)]
+    dropped, held = bare_samples(urls * epochs, cfg), bare_samples(urls * epochs, cfg)
+    loader = loader_batches(root, tokenizer, cfg, epochs)
+
+    def timed(epoch: Epoch, name: str, step, clock: Clock | None = None):
+        if clock is None:
+            with Clock() as clock:
+                result = step()
+        epoch.cpu[name] += clock.cpu
+        epoch.wall[name] += clock.wall
+        return None if step is None else result
+
+    while True:
+        with Clock() as clock:
+            batch = next(loader, None)
+        epoch = out[batch.epoch if batch is not None else -1]
+        timed(epoch, "loader", None, clock)
+        if batch is None:
+            break
+        n = len(batch.sample_ids)
+        epoch.samples, epoch.tokens = epoch.samples + n, epoch.tokens + batch.tokens
+        del batch
+        timed(epoch, "dropped", lambda: [next(dropped) and None for _ in range(n)])
+        timed(epoch, "held", lambda: [next(held) for _ in range(n)])
+    left = timed(epoch, "dropped", lambda: sum(1 for _ in dropped)) + timed(epoch, "held", lambda: sum(1 for _ in held))
+    assert left == 0, f"bare webdataset read {left} samples more than the loader delivered"
+    return out
+
+
+CONTENDERS = ("loader", "dropped", "held")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--per-shard", type=int, default=12)
-    parser.add_argument("--rounds", type=int, default=4, help="alternating timed rounds; the best of each counts")
+    parser.add_argument("--rounds", type=int, default=4, help="timed epochs of each contender, interleaved")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -161,29 +208,32 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-loader-") as tmp:
         root = Path(tmp)
         urls = write_dataset(root, args.samples, args.per_shard)
-        time_bare(urls[:1], cfg)  # warm caches (page cache, lazy imports, the tokenizer) for both contenders
-        time_loader(root, tokenizer, cfg)
+        for _ in bare_samples(urls[:1], cfg):  # warm caches (page cache, lazy imports, the tokenizer) for both
+            pass
+        for _ in loader_batches(root, tokenizer, cfg):
+            pass
         raw, raw_bytes = time_raw(urls)
-        bare, loader, ratios = [], [], []
-        for _ in range(args.rounds):  # alternate, so machine load hits both alike
-            bare.append(time_bare(urls, cfg))
-            clock, samples, tokens = time_loader(root, tokenizer, cfg)
-            loader.append(clock)
-            ratios.append(bare[-1].cpu / clock.cpu)
+        races = race(urls, root, tokenizer, cfg, args.rounds)
     n = args.samples
-    assert samples == n, f"loader delivered {samples} of {n} samples"
-    bare_cpu, loader_cpu = min(c.cpu for c in bare), min(c.cpu for c in loader)
-    bare_wall, loader_wall = min(c.wall for c in bare), min(c.wall for c in loader)
-    print(f"samples: {n}, shards: {len(urls)}, one process, one thread, best of {args.rounds} alternating rounds")
+    assert all(r.samples == n for r in races), f"loader delivered {[r.samples for r in races]} of {n} samples"
+    cpu = {k: sum(r.cpu[k] for r in races) for k in CONTENDERS}
+    wall = {k: sum(r.wall[k] for r in races) for k in CONTENDERS}
+    total, tokens = n * len(races), sum(r.tokens for r in races)
+    print(f"samples: {n}, shards: {len(urls)}, one process, one thread, {args.rounds} epochs, interleaved")
     print(f"raw tar read:  {raw_bytes / raw.wall / 1e6:10.1f} MB/s  {n / raw.wall:10.1f} samples/s (the I/O limit)")
-    print(f"bare wds:      {n / bare_cpu:10.2f} samples/s per core  ({n / bare_wall:.2f}/s wall; iteration + same "
-          f"media decoding)")
-    print(f"loader:        {n / loader_cpu:10.2f} samples/s  {tokens / loader_cpu:10.0f} tokens/s per core  "
-          f"({n / loader_wall:.2f}/s wall; decode + chat template + placeholders + labels + packing + batches)")
-    print(f"raw read / loader: {loader_wall / raw.wall:.0f}x (decoding, not I/O, bounds the loader)")
-    print(f"per-round ratios (CPU): {' '.join(f'{r:.3f}' for r in ratios)}; wall, best of each: "
-          f"{bare_wall / loader_wall:.3f}")
-    print(f"loader / bare webdataset (samples per CPU-second): {bare_cpu / loader_cpu:.3f}")
+    print(f"bare wds, media dropped: {total / cpu['dropped']:7.2f} samples/s per core ({total / wall['dropped']:.2f}/s "
+          f"wall; iteration + same media decoding, each sample's media freed at once)")
+    print(f"bare wds, batch held:    {total / cpu['held']:7.2f} samples/s per core ({total / wall['held']:.2f}/s "
+          f"wall; the same, media kept until the loader's batch size is reached)")
+    print(f"loader:                  {total / cpu['loader']:7.2f} samples/s {tokens / cpu['loader']:8.0f} tokens/s "
+          f"per core ({total / wall['loader']:.2f}/s wall; decode + chat template + placeholders + labels + packing"
+          f" + batches)")
+    print(f"raw read / loader: {wall['loader'] / len(races) / raw.wall:.0f}x (decoding, not I/O, bounds the loader)")
+    for k in ("dropped", "held"):
+        rounds = " ".join(f"{r.cpu[k] / r.cpu['loader']:.3f}" for r in races)
+        print(f"loader / bare ({k}), per epoch: {rounds}; "
+              f"all epochs: {cpu[k] / cpu['loader']:.3f} CPU, {wall[k] / wall['loader']:.3f} wall")
+    print(f"loader / bare webdataset (samples per CPU-second): {cpu['dropped'] / cpu['loader']:.3f}")
 
 
 if __name__ == "__main__":
