@@ -136,7 +136,9 @@ def cluster_seconds(corpus: Path, out: Path, nodes: int) -> float:
     finally:
         import psutil
 
-        procs = [p for p in psutil.process_iter(["cmdline"]) if any(temp_dir in a for a in p.info["cmdline"] or [])]
+        # the cluster's daemons name its temp dir; its client server names only the head's port
+        procs = [p for p in psutil.process_iter(["cmdline"])
+                 if any(temp_dir in arg or arg.endswith(f":{port}") for arg in p.info["cmdline"] or [])]
         for proc in procs:
             for child in proc.children(recursive=True):
                 child.kill()

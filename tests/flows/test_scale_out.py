@@ -23,12 +23,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _cluster_processes(temp_dir: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if any(temp_dir in part for part in proc.info["cmdline"] or []):
-            found.append(proc)
-    return found
+def _cluster_processes(temp_dir: str, port: int) -> list[psutil.Process]:
+    """The cluster's daemons name its temp dir; its Ray client server names only the head's port."""
+    return [proc for proc in psutil.process_iter(["cmdline"])
+            if any(temp_dir in part or part.endswith(f":{port}") for part in proc.info["cmdline"] or [])]
 
 
 @pytest.fixture
@@ -44,7 +42,7 @@ def two_node_cluster(tmp_path):
         subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", "--node-name=worker-node", *common],
                        env=env, check=True, capture_output=True, timeout=180)
         raylets = {}
-        for proc in _cluster_processes(temp_dir):
+        for proc in _cluster_processes(temp_dir, port):
             cmd = " ".join(proc.cmdline())
             if "/raylet " in cmd or cmd.split()[0].endswith("/raylet"):
                 name = "head-node" if "node-name=head-node" in cmd or "node_name=head-node" in cmd else "worker-node"
@@ -52,7 +50,7 @@ def two_node_cluster(tmp_path):
         assert sorted(raylets.values()) == ["head-node", "worker-node"], raylets
         yield f"127.0.0.1:{port}", raylets, env
     finally:
-        procs = _cluster_processes(temp_dir)
+        procs = _cluster_processes(temp_dir, port)
         for proc in procs:
             for child in proc.children(recursive=True):
                 child.kill()
