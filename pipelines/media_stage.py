@@ -55,7 +55,7 @@ def probe_task(item: SourceItem, policy: ProbePolicy, cache_dir: str) -> tuple[M
 
 
 # a killed actor process is restarted and its call retried (decoding is deterministic), so the run goes on
-@ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3)
+@ray.remote(num_cpus=0.5, max_restarts=3, max_task_retries=3)
 class DecodeActor:
     """Owns one isolated decoder process; a fixed pool of these bounds the decoders alive at once."""
 
@@ -91,18 +91,19 @@ class Reservations:
 
 
 def reservations(cluster_cpus: float, asr_actors: int, captioner: bool) -> Reservations:
-    """Every CPU but one decodes (at least one decoder); ASR and caption actors take half a CPU each. The
-    long-lived actors are scaled down until a light task still fits beside them all, or a small cluster
-    (one CPU, or many ASR actors on two) would wait forever for a probe slot."""
+    """One decoder per four CPUs (at least one: decord decoding is the lightest of the media work); every
+    long-lived actor and every light task takes half a CPU, so probes and visual facts get most of a big
+    cluster and go round all its nodes. The actors are scaled down until a light task still fits beside
+    them all, or a small cluster (one CPU, or many ASR actors on two) would wait forever for a probe slot."""
     light = 0.5 * min(1.0, max(cluster_cpus, 0.5) / 2)
-    decoders = max(1, int(cluster_cpus) - 1)
-    wanted = decoders + 0.5 * asr_actors + (0.5 if captioner else 0.0)
+    decoders = max(1, int(cluster_cpus) // 4)
+    wanted = 0.5 * (decoders + asr_actors + (1 if captioner else 0))
     scale = min(1.0, (cluster_cpus - light) / wanted)
 
     def cpus(value: float) -> float:  # Ray counts CPUs to 1e-4: round down so the sum never overshoots
         return math.floor(value * scale * 1e4) / 1e4
 
-    return Reservations(decoders=decoders, decoder=cpus(1.0), asr=cpus(0.5), caption=cpus(0.5), light=light)
+    return Reservations(decoders=decoders, decoder=cpus(0.5), asr=cpus(0.5), caption=cpus(0.5), light=light)
 
 
 @ray.remote(num_cpus=0.5)
