@@ -16,10 +16,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 SAMPLE_RATE = 16_000
 
 Allocate = Callable[[tuple[int, ...], torch.dtype], torch.Tensor]
-"""(shape, dtype) -> an uninitialised contiguous tensor for decoded media (the loader's batch arena)."""
+"""(shape, dtype) -> an uninitialised contiguous tensor for decoded media (the loader's batch arena); the decoders
+write every element of what they are given."""
 
 
 def new_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """The default ``Allocate``: a tensor of its own."""
     return torch.empty(shape, dtype=dtype)
 
 
