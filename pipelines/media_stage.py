@@ -178,11 +178,20 @@ def _pool(key: tuple, count: int, bundle: dict[str, float], start) -> list:
     return _actor_pools[key].actors
 
 
-def asr_actors(cfg: AsrConfig, cpus: float = 0.5) -> list:
+def asr_actor_count(cfg: AsrConfig, resources: dict[str, float]) -> int:
+    """``cfg.actors``, or for 0 one actor per four CPUs (per GPU on ``cuda``), at least one."""
+    if cfg.actors:
+        return cfg.actors
+    if cfg.device.startswith("cuda"):
+        return max(1, int(resources.get("GPU", 0)))
+    return max(1, int(resources.get("CPU", 1)) // 4)
+
+
+def asr_actors(cfg: AsrConfig, cpus: float = 0.5, count: int = 1) -> list:
     """The ASR actor pool for these settings (a killed actor is restarted and its call retried)."""
     gpus = 1 if cfg.device.startswith("cuda") else 0
     bundle = {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
-    return _pool(("asr", to_json(cfg), cpus), cfg.actors, bundle, lambda strategy: AsrActor.options(
+    return _pool(("asr", to_json(cfg), cpus), cfg.actors or count, bundle, lambda strategy: AsrActor.options(
         num_cpus=cpus, num_gpus=gpus, max_restarts=3, max_task_retries=3, scheduling_strategy=strategy).remote(cfg))
 
 
@@ -259,13 +268,14 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, 
     counters: Counter = Counter(sources=len(items))
     annotated: list[AnnotatedClip] = []
     quarantine: list[QuarantineRecord] = []
-    cpus = reservations(resources.get("CPU", 2), cfg.asr.actors, cfg.visual.captioner != "none")
+    asr_count = asr_actor_count(cfg.asr, resources)
+    cpus = reservations(resources.get("CPU", 2), asr_count, cfg.visual.captioner != "none")
     light = {"num_cpus": cpus.light, "scheduling_strategy": SPREAD}  # probes and visual facts
     decoders = decode_actors(cpus.decoders, cpus.decoder)
     decoder_busy = [0] * len(decoders)
     # the model loads while the first sources are probed and decoded, not after
-    asr_pool = asr_actors(cfg.asr, cpus.asr) if any(map(may_carry_sound, items)) else []
-    asr_busy = [0] * cfg.asr.actors
+    asr_pool = asr_actors(cfg.asr, cpus.asr, asr_count) if any(map(may_carry_sound, items)) else []
+    asr_busy = [0] * asr_count
     captioner = next(iter(caption_actors(cfg.visual, cpus.caption)), None)
     pending: dict[ray.ObjectRef, tuple[str, int, str]] = {}
     states: dict[int, _AssetState] = {}
@@ -331,7 +341,7 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, 
                     for clip in value:
                         counters[f"clips_{clip.kind}"] += 1
                         if clip.audio_path:
-                            asr_pool = asr_pool or asr_actors(cfg.asr, cpus.asr)  # a sound track in a named image
+                            asr_pool = asr_pool or asr_actors(cfg.asr, cpus.asr, asr_count)  # a sound track in a named image
                             slot = asr_busy.index(min(asr_busy))  # the least busy actor
                             asr_busy[slot] += 1
                             pending[asr_pool[slot].transcribe.remote(clip)] = ("asr", index, f"{slot}:{clip.clip_id}")

@@ -86,13 +86,14 @@ class AsrConfig:
     """Segments below this mean log-probability are dropped as unreliable."""
     max_no_speech_prob: float = 0.6
     """Segments more likely silence than speech are dropped."""
-    actors: int = 1
-    """ASR actors in the pool, each holding one model (one GPU each on ``cuda``)."""
+    actors: int = 0
+    """ASR actors in the pool, each holding one model (one GPU each on ``cuda``); 0 sizes the pool to the
+    cluster: one per four CPUs on ``cpu``, one per GPU on ``cuda`` (at least one either way)."""
 
     def __post_init__(self) -> None:
         require(self.beam_size >= 1, "beam_size", "must be at least 1")
         require(self.batch_size >= 1, "batch_size", "must be at least 1")
-        require(self.actors >= 1, "actors", "must be at least 1")
+        require(self.actors >= 0, "actors", "must be 0 (sized to the cluster) or more")
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)

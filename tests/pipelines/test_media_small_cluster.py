@@ -37,3 +37,13 @@ def test_long_lived_actors_always_leave_room_for_a_probe():
     assert (roomy.decoders, roomy.decoder, roomy.asr, roomy.light) == (1, 0.5, 0.5, 0.5), "two CPUs need no scaling"
     big = reservations(16, 1, True)
     assert big.decoders == 4 and (16 - 0.5 * 6) / big.light >= 20, "most of a big cluster is left to light tasks"
+
+
+def test_asr_pool_is_sized_to_the_cluster_unless_set():
+    from pipelines.media_stage import asr_actor_count
+    from schemas.config import AsrConfig
+
+    assert [asr_actor_count(AsrConfig(), {"CPU": c}) for c in (1, 2, 4, 7, 8, 64)] == [1, 1, 1, 1, 2, 16]
+    assert asr_actor_count(AsrConfig(device="cuda"), {"CPU": 64, "GPU": 8}) == 8
+    assert asr_actor_count(AsrConfig(device="cuda"), {"CPU": 4}) == 1
+    assert asr_actor_count(AsrConfig(actors=3), {"CPU": 64}) == 3
