@@ -1,10 +1,12 @@
-"""A dataset written to and read from an S3 bucket (moto's S3 server on 127.0.0.1) through fsspec."""
+"""A dataset written to and read from a bucket through fsspec: S3 (moto's server) and GCS (an emulator), both
+on 127.0.0.1."""
 
 import json
 from pathlib import Path
 
 import fsspec
 import pytest
+from gcs_emulator import gcs_emulator
 from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
 from pipelines.catalog import query
@@ -36,12 +38,20 @@ def s3_bucket(tmp_path_factory):
         server.stop()
 
 
-def test_dataset_round_trip_through_an_s3_bucket(s3_bucket, tmp_path):
+@pytest.fixture(scope="module")
+def gcs_bucket():
+    with gcs_emulator("corpus"):
+        yield "gs://corpus"
+
+
+@pytest.mark.parametrize("bucket_fixture", ["s3_bucket", "gcs_bucket"])
+def test_dataset_round_trip_through_a_bucket(bucket_fixture, request, tmp_path):
+    bucket = request.getfixturevalue(bucket_fixture)
     media = make_media(tmp_path / "media")
     samples = make_samples(6, media, rejected_every=3)
-    url = f"{s3_bucket}/runs/ds1"
+    url = f"{bucket}/runs/ds1"
     manifest = write_dataset(url, samples, QUARANTINE, shard=small_shards(), seed=5)
-    fs = fsspec.filesystem("s3")
+    fs = fsspec.filesystem(bucket.split("://")[0])
     listed = sorted(p.rsplit("/", 1)[1] for p in fs.ls("corpus/runs/ds1/shards", detail=False))
     assert listed == sorted(n for e in manifest.shards for n in (e.name, e.index, e.name + ".idx"))
     assert not any(".tmp" in p for p in fs.find("corpus/runs/ds1"))
