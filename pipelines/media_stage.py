@@ -170,6 +170,8 @@ def _pool(key: tuple, count: int, bundle: dict[str, float], start) -> list:
     while the actors' processes start (nor, on a small cluster, for good). Bundles go round the nodes."""
     key = (ray.get_runtime_context().get_job_id(), *key)
     if key not in _actor_pools:
+        # settings or the cluster's size changed since the last batch: the old pool of this role goes first
+        _release([k for k in _actor_pools if k[:2] == key[:2]])
         group = placement_group([bundle] * count, strategy=SPREAD)
         if not group.wait(PLACEMENT_WAIT_S):
             log.warning("resources for %s actors not yet free after %.0f s; going on", key[1], PLACEMENT_WAIT_S)
@@ -191,7 +193,8 @@ def asr_actors(cfg: AsrConfig, cpus: float = 0.5, count: int = 1) -> list:
     """The ASR actor pool for these settings (a killed actor is restarted and its call retried)."""
     gpus = 1 if cfg.device.startswith("cuda") else 0
     bundle = {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
-    return _pool(("asr", to_json(cfg), cpus), cfg.actors or count, bundle, lambda strategy: AsrActor.options(
+    count = cfg.actors or count
+    return _pool(("asr", to_json(cfg), cpus, count), count, bundle, lambda strategy: AsrActor.options(
         num_cpus=cpus, num_gpus=gpus, max_restarts=3, max_task_retries=3, scheduling_strategy=strategy).remote(cfg))
 
 
@@ -212,11 +215,15 @@ def caption_actors(cfg: VisualConfig, cpus: float) -> list:
 def release_media_actors() -> None:
     """Stop every actor the stage keeps and free their reservations: decoders close their child process,
     models are freed."""
-    pools = list(_actor_pools.items())
-    _actor_pools.clear()
+    _release(list(_actor_pools))
+
+
+def _release(keys: list[tuple]) -> None:
+    pools = [(key, _actor_pools.pop(key)) for key in keys]
     decoders = [actor for key, pool in pools if key[1] == "decode" for actor in pool.actors]
     # idle decoders stop their child at once; a child stuck behind a failed run exits when its actor dies
-    ray.wait([d.close.remote() for d in decoders], num_returns=len(decoders), timeout=10)
+    if decoders:
+        ray.wait([d.close.remote() for d in decoders], num_returns=len(decoders), timeout=10)
     for _, pool in pools:
         for actor in pool.actors:
             ray.kill(actor)

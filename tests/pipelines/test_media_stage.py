@@ -140,6 +140,17 @@ def test_kept_actors_serve_every_batch_then_are_released(tmp_path: Path, ray_loc
     assert all(table[group.id.hex()]["state"] == "REMOVED" for group in groups), "reservations freed"
 
 
+def test_a_resized_asr_pool_replaces_the_old_one(ray_local):
+    import ray
+
+    [first] = media_stage.asr_actors(AsrConfig(), 0.25, count=1)
+    second = media_stage.asr_actors(AsrConfig(), 0.25, count=2)
+    assert len(second) == 2 and [k[1] for k in media_stage._actor_pools] == ["asr"]
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(first.__ray_ready__.remote(), timeout=30)
+    media_stage.release_media_actors()
+
+
 def test_only_image_sources_start_no_speech_model(tmp_path: Path, ray_local):
     corpus = tmp_path / "corpus"
     synth_corpus(corpus, seed=6, videos=0, audio=0, images=2)
