@@ -48,6 +48,11 @@ def prefect_server(tmp_path):
         server.wait(timeout=30)
 
 
+def _unless_busy(response):
+    """The response, or None while the server says it is busy (503, 429)."""
+    return None if response.status_code in (429, 503) else response
+
+
 def _healthy(httpx, url: str) -> bool:
     try:
         return httpx.get(f"{url}/health", timeout=2).status_code == 200
@@ -80,13 +85,17 @@ def test_deploy_registers_a_cron_deployment_and_serves_its_runs(tmp_path, prefec
         found = _wait(deployment, 180, "the deployment")
         assert [s["schedule"]["cron"] for s in found["schedules"]] == ["0 3 * * *"]
         assert found["parameters"]["config"]["input"] == str(corpus)
-        run = httpx.post(f"{prefect_server}/deployments/{found['id']}/create_flow_run", json={}, timeout=10)
+        # a busy server answers 503 (its SQLite is locked by the serving process); Prefect's own client retries
+        # those, and so do we
+        run = _wait(lambda: _unless_busy(httpx.post(f"{prefect_server}/deployments/{found['id']}/create_flow_run",
+                                                    json={}, timeout=10)), 120, "the server to accept the run")
         assert run.status_code in (200, 201), run.text
         run_id = run.json()["id"]
 
         def finished():
-            state = httpx.get(f"{prefect_server}/flow_runs/{run_id}", timeout=5).json()["state"]
-            return state if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
+            response = _unless_busy(httpx.get(f"{prefect_server}/flow_runs/{run_id}", timeout=5))
+            state = response.json()["state"] if response is not None else None
+            return state if state and state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
 
         state = _wait(finished, 420, "the served flow run")
         assert state["type"] == "COMPLETED", state
