@@ -14,7 +14,9 @@ The last line is the orchestration overhead ratio: best flow wall time / best ke
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,7 +25,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-prefect-"))
+
+
+def scratch(prefix: str) -> str:
+    """A temporary directory removed when the bench exits (corpora, outputs, Prefect homes, Ray temp dirs)."""
+    path = tempfile.mkdtemp(prefix=prefix, dir="/tmp")  # short: Ray's socket paths live under it
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+os.environ.setdefault("PREFECT_HOME", scratch("bench-prefect-"))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
@@ -108,9 +119,9 @@ def cluster_seconds(corpus: Path, out: Path, nodes: int) -> float:
     each pinned to its own core, once it is warm: a first pass starts the workers, decoders and ASR model
     (kept), the second is timed. Process and cluster start are outside the timed span."""
     ray = str(Path(sys.executable).with_name("ray"))
-    temp_dir = tempfile.mkdtemp(prefix="bench-ray-", dir="/tmp")
+    temp_dir = scratch("bench-ray-")
     port = _free_port()
-    env = dict(os.environ, PREFECT_HOME=tempfile.mkdtemp(prefix="bench-prefect-"))
+    env = dict(os.environ, PREFECT_HOME=scratch("bench-prefect-"))
     base = ["--num-cpus=1", "--disable-usage-stats"]
     subprocess.run([ray, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir}",
                     *base], env=env, check=True, capture_output=True, preexec_fn=_on_core(0))
@@ -158,7 +169,7 @@ def main() -> None:
     from curators.corpus_synth import synth_corpus
     from schemas.config import CurateConfig
 
-    root = Path(tempfile.mkdtemp(prefix="bench-orchestration-"))
+    root = Path(scratch("bench-orchestration-"))
     corpus = root / "corpus"
     synth_corpus(corpus, seed=0, videos=args.videos, audio=args.audio, images=args.images)
     def config(name: str) -> CurateConfig:
