@@ -278,11 +278,12 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, 
     asr_count = asr_actor_count(cfg.asr, resources)
     cpus = reservations(resources.get("CPU", 2), asr_count, cfg.visual.captioner != "none")
     light = {"num_cpus": cpus.light, "scheduling_strategy": SPREAD}  # probes and visual facts
-    decoders = decode_actors(cpus.decoders, cpus.decoder)
-    decoder_busy = [0] * len(decoders)
-    # the model loads while the first sources are probed and decoded, not after
+    # speech recognition is the longest chain: its model starts loading first, while the first sources are
+    # probed and decoded (a decoder is not needed before the first probe is back)
     asr_pool = asr_actors(cfg.asr, cpus.asr, asr_count) if any(map(may_carry_sound, items)) else []
     asr_busy = [0] * asr_count
+    decoders = decode_actors(cpus.decoders, cpus.decoder)
+    decoder_busy = [0] * len(decoders)
     captioner = next(iter(caption_actors(cfg.visual, cpus.caption)), None)
     pending: dict[ray.ObjectRef, tuple[str, int, str]] = {}
     states: dict[int, _AssetState] = {}
