@@ -180,7 +180,7 @@ def _decode_video_clip(asset: MediaAsset, path: str, span: tuple[float, float], 
         extra, audio_path = _audio_outputs(asset, folder, cfg, shard_audio=False)
         outputs += extra
     run_ffmpeg(["-ss", f"{start:.3f}", "-i", path, "-t", f"{end - start:.3f}", *outputs])
-    return Clip(clip_id=folder.name.split(".")[0], media_id=asset.media_id, source_uri=asset.uri, kind="video",
+    return Clip(clip_id=folder.name, media_id=asset.media_id, source_uri=asset.uri, kind="video",
                 start_s=start, end_s=end, media_path=str(media), frame_paths=frame_paths,
                 frame_times_s=[round(float(frames.frame_starts[i]), 4) for i in indices], audio_path=audio_path,
                 width=shard_frame_size(pixels.shape[2], pixels.shape[1])[0],
@@ -192,7 +192,7 @@ def _decode_audio_clip(asset: MediaAsset, path: str, span: tuple[float, float], 
     start, end = span
     outputs, wav = _audio_outputs(asset, folder, cfg, shard_audio=True)
     run_ffmpeg(["-ss", f"{start:.3f}", "-i", path, "-t", f"{end - start:.3f}", *outputs])
-    return Clip(clip_id=folder.name.split(".")[0], media_id=asset.media_id, source_uri=asset.uri, kind="audio",
+    return Clip(clip_id=folder.name, media_id=asset.media_id, source_uri=asset.uri, kind="audio",
                 start_s=start, end_s=end, media_path=str(folder / "clip.flac"), audio_path=wav)
 
 
@@ -204,7 +204,7 @@ def _decode_image(asset: MediaAsset, path: str, folder: Path) -> Clip:
         raise Refusal("decode_error", f"image does not decode: {exc}") from None
     media = folder / "image.jpg"
     image.save(media, quality=95)
-    return Clip(clip_id=folder.name.split(".")[0], media_id=asset.media_id, source_uri=asset.uri, kind="image",
+    return Clip(clip_id=folder.name, media_id=asset.media_id, source_uri=asset.uri, kind="image",
                 start_s=0.0, end_s=0.0, media_path=str(media), frame_paths=[str(media)], frame_times_s=[0.0],
                 width=image.width, height=image.height)
 
@@ -256,8 +256,8 @@ def _relocate(clip: Clip, partial: Path, final: Path) -> Clip:
     def move(path: str | None) -> str | None:
         return None if path is None else str(final / Path(path).relative_to(partial))
 
-    return replace(clip, media_path=move(clip.media_path), frame_paths=[move(p) for p in clip.frame_paths],
-                   audio_path=move(clip.audio_path))
+    return replace(clip, clip_id=final.name, media_path=move(clip.media_path),
+                   frame_paths=[move(p) for p in clip.frame_paths], audio_path=move(clip.audio_path))
 
 
 def _decode_spans(asset: MediaAsset, path: str, spans: list[tuple[float, float]], frames: VideoFrames | None,

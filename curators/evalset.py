@@ -132,9 +132,13 @@ def split_for_eval(samples: list[Sample], *, fraction: float = 0.2, seed: int = 
     return EvalSplits(mmmb=mmmb, msib=msib, train_keys=train, eval_sources=sorted(used), dropped=dropped)
 
 
+def _key_parts(item: EvalItem) -> list[str]:
+    return [p for p in item.answer_key.split(ANSWER_SEPARATOR) if p.strip()]
+
+
 def is_correct(item: EvalItem, answer: str) -> bool:
     """Correct when the answer states every part of the grounded answer key."""
-    parts = [p for p in item.answer_key.split(ANSWER_SEPARATOR) if p.strip()]
+    parts = _key_parts(item)
     return bool(parts) and all(mentions(answer, p) for p in parts)
 
 
@@ -144,7 +148,7 @@ def content_score(item: EvalItem, answer: str) -> int:
     5: every key part, about as concise as the reference; 4: every part but rambling (over three times the
     reference's words); 3: some parts; 2: none but an attempt; 1: empty.
     """
-    parts = [p for p in item.answer_key.split(ANSWER_SEPARATOR) if p.strip()]
+    parts = _key_parts(item)
     if not answer.strip():
         return 1
     found = sum(mentions(answer, p) for p in parts)

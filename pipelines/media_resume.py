@@ -52,7 +52,8 @@ def _entry_is_usable(entry: LedgerEntry) -> bool:
 def run_media_resumable(cfg: CurateConfig, ledger: RunLedger, *, batch_size: int = 16, progress: bool = True,
                         sources: list | None = None) -> MediaOutcome:
     from curators.sources import list_sources
-    from pipelines.media_stage import release_media_actors, run_media_stage
+    from pipelines.media_actors import release_media_actors
+    from pipelines.media_stage import run_media_stage
 
     sources = list_sources(cfg.input) if sources is None else sources
     config_hash = media_config_hash(cfg)

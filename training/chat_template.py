@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -53,13 +54,17 @@ SHORT_TEXT = 24
 SHORT_TEXT_ENTRIES = 4096
 
 
+_TEXT_ENCODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""Tokenizer -> its encoder, kept beside it (not on it: the tokenizer must stay picklable for spawned workers)."""
+
+
 def text_encoder(tokenizer):
     """str -> ids with control tokens spelled in the text split as plain text, so data can never inject one.
 
     Calls the Rust tokenizer directly: the transformers wrapper costs more than the encoding for short turns.
     The template's own short strings recur in every message, so short texts are looked up by their exact value.
     """
-    encode = getattr(tokenizer, "_omni_text_encoder", None)
+    encode = _TEXT_ENCODERS.get(tokenizer)
     if encode is None:
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if backend is None:
@@ -84,7 +89,7 @@ def text_encoder(tokenizer):
                 if len(short) < SHORT_TEXT_ENTRIES:
                     short[text] = ids
             return list(ids)
-        tokenizer._omni_text_encoder = encode
+        _TEXT_ENCODERS[tokenizer] = encode
     return encode
 
 

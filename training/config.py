@@ -133,12 +133,7 @@ def _overridden(preset: ModelConfig, overrides: dict) -> ModelConfig:
                 base[key], dict) else value
         return out
 
-    try:
-        return from_dict(ModelConfig, merge(to_dict(preset), overrides, "model_overrides"))
-    except SchemaError as exc:
-        if exc.field.startswith("model_overrides"):
-            raise
-        raise SchemaError(f"model_overrides.{exc.field}", str(exc).split(": ", 1)[1]) from None
+    return from_dict(ModelConfig, merge(to_dict(preset), overrides, "model_overrides"), "model_overrides")
 
 
 def _round_up(n: int, multiple: int) -> int:

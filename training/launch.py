@@ -68,7 +68,8 @@ def run_rank(config: TrainConfig, on_step: Callable | None = None):
     if config.launch.device != "cpu" and torch.cuda.is_available() and dist.is_initialized():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     try:
-        return train(config, on_step=on_step if rank == 0 else None, rank=rank, world_size=world)
+        result = train(config, on_step=on_step if rank == 0 else None, rank=rank, world_size=world)
+        return result if rank == 0 else None  # one rank speaks for the run
     finally:
         if dist.is_initialized() and world > 1:
             dist.destroy_process_group()
@@ -94,7 +95,7 @@ def _ray_train_loop(payload: dict) -> None:
     train(config, on_step=report, rank=rank, world_size=world)
 
 
-def run_ray(config: TrainConfig, on_step: Callable | None = None):
+def run_ray(config: TrainConfig):
     """Ray Train's TorchTrainer with ``launch.ray_workers`` workers; it sets up the process group."""
     import ray
     from ray.train import RunConfig, ScalingConfig
@@ -118,10 +119,9 @@ def run_ray(config: TrainConfig, on_step: Callable | None = None):
     result = trainer.fit()
     if result.error:
         raise RuntimeError(f"Ray Train failed: {result.error}")
-    return None
 
 
 def launch(config: TrainConfig, launcher: str = "local", on_step: Callable | None = None):
     if launcher == "ray":
-        return run_ray(config, on_step)
+        return run_ray(config)  # rank 0 of the Ray workers prints each step itself
     return run_rank(config, on_step)

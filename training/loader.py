@@ -78,8 +78,6 @@ class LoaderConfig(BatchConfig):
     """Epochs to read; None reads on forever."""
     max_consecutive_failures: int = 100
     """Stop with an error after this many bad samples in a row (the data is broken, not a sample)."""
-    video_audio: bool = True
-    """Give a video's own sound track to the model as an audio span after its frames (as the budget counts it)."""
     preference_pairs: bool = False
     """DPO: each sample becomes two rows, its final answer replaced by the chosen then the rejected one."""
     speech: SpeechDecoderConfig | None = None
@@ -251,8 +249,9 @@ class ShardDataset(torch.utils.data.IterableDataset):
             _rng(self.config.seed, epoch, index, "shards").shuffle(order)
             streams.append(self._source_stream(order, slot, slots, errors))
         weights = [s.weight for s in self.config.sources]
-        mixed = streams[0] if len(streams) == 1 else blend(streams, weights, _rng(self.config.seed, epoch, slot, slots, "blend"))
-        for raw in seeded_shuffle(mixed, self.config.shuffle_buffer, _rng(self.config.seed, epoch, slot, slots, "shuffle")):
+        seed = self.config.seed
+        mixed = streams[0] if len(streams) == 1 else blend(streams, weights, _rng(seed, epoch, slot, slots, "blend"))
+        for raw in seeded_shuffle(mixed, self.config.shuffle_buffer, _rng(seed, epoch, slot, slots, "shuffle")):
             while errors:
                 yield {"__error__": errors.pop(0)}
             yield raw
@@ -383,7 +382,8 @@ class ShardDataset(torch.utils.data.IterableDataset):
             if kind == "image":
                 out[member] = decode_image(data, tiles.get(member), cfg, alloc)
             elif kind == "video":
-                out[member] = decode_video(data, tiles.get(member), cfg, self.config.video_audio, alloc)
+                # its sound track too: the token budget counts it
+                out[member] = decode_video(data, tiles.get(member), cfg, with_audio=True, alloc=alloc)
             else:
                 out[member] = decode_audio(data, cfg, alloc)
         return out

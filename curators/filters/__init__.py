@@ -9,10 +9,12 @@ from curators.filters.leakage import LeakageFilter
 from curators.filters.memory_validity import MemoryValidityFilter
 from curators.filters.near_duplicate import NearDuplicateIndex
 from curators.filters.token_budget import TokenBudgetFilter
+from curators.writers.rewrite import Completer
 from schemas.token_accounting import TokenAccounting
 
 
-def default_filters(accounting: TokenAccounting, language: str = "en", answerer=None) -> list[DialogueFilter]:
+def default_filters(accounting: TokenAccounting, language: str = "en",
+                    answerer: Completer | None = None) -> list[DialogueFilter]:
     """The per-sample filters every run applies (near-duplicates are found across samples, in the stage).
 
     ``answerer`` (a model writer's ``complete``) makes memory validity also ask a model.

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from curators.filters.base import FilterContext, TurnFilter
 from curators.writers.grounding import answer_parts, mentions
+from curators.writers.rewrite import Completer
 from schemas.dialogue import MEMORY_TYPES, Dialogue, MemoryRef, Sample, Turn, Verdict
 
 
@@ -49,7 +48,7 @@ class MemoryValidityFilter(TurnFilter):
 
     name = "memory_validity"
 
-    def __init__(self, complete: Callable[[list[list[dict[str, str]]], int], list[str | None]] | None = None):
+    def __init__(self, complete: Completer | None = None):
         self.complete = complete
 
     def _model_answers(self, dialogue: Dialogue, turn: Turn, ref: MemoryRef, parts: list[str]) -> str | None:

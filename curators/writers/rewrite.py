@@ -21,8 +21,10 @@ SYSTEM_PROMPT = (
     "Keep the meaning and every fact. Never add facts. Reply with exactly two lines:\n"
     "Question: <the user's question>\nAnswer: <the assistant's answer>")
 
-FACT_WORDS = frozenset(
-    ["red", "orange", "yellow", "green", "cyan", "blue", "purple", "violet", "pink", "magenta", "brown", "black", "white", "grey", "gray", "gold", "silver", "beige", "navy", "teal", "maroon", "dark", "dim", "medium", "bright", "static", "moving", "slow", "fast"]) | {n.lower() for n in LANGUAGE_NAMES.values()}
+FACT_WORDS = frozenset([
+    "red", "orange", "yellow", "green", "cyan", "blue", "purple", "violet", "pink", "magenta", "brown", "black",
+    "white", "grey", "gray", "gold", "silver", "beige", "navy", "teal", "maroon", "dark", "dim", "medium", "bright",
+    "static", "moving", "slow", "fast"]) | {n.lower() for n in LANGUAGE_NAMES.values()}
 """Words that state a fact; a rewrite may only use those its draft already used."""
 REFERENCE_WORDS = frozenset(NUMBER_WORDS) | frozenset(ORDINALS)
 """Words that say which earlier turn a memory question means; a rewrite must keep them."""

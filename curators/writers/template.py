@@ -248,7 +248,7 @@ class _TemplateRun:
             pieces = media_pieces + text_pieces
             # what could be recalled decides the type: a clip whose every fact was restated since drops out
             qtype = ("memory_mixed" if media_pieces and text_pieces else "memory_media" if media_pieces
-                     else "memory_text" if text_pieces else "no_context")
+                     else "memory_text")  # nothing to recall at all: no_context, below
         if not pieces:
             qtype = "no_context"
             pieces = [self._general_piece(pt.index)]

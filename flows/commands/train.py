@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 
 def register(subparsers) -> None:
@@ -78,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         print(format_step(report), flush=True)
 
     result = launch(config, launcher=args.launcher, on_step=show)
-    if result is not None and result.checkpoint and os.environ.get("RANK", "0") == "0":
+    if result is not None and result.checkpoint:
         print(f"checkpoint: {result.checkpoint}")
     return 0
 

@@ -1,7 +1,6 @@
 """The same curate flow on a two-node Ray cluster (head + worker started here): work runs on both nodes."""
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -10,17 +9,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+from ports import free_port
 
 from pipelines.dataset_validate import validate_dataset
 
 RAY = str(Path(sys.executable).with_name("ray"))
 STAGE_WORKERS = ("ray::DecodeActor", "ray::probe_task", "ray::visual_task", "ray::AsrActor")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cluster_processes(temp_dir: str, port: int) -> list[psutil.Process]:
@@ -33,7 +27,7 @@ def _cluster_processes(temp_dir: str, port: int) -> list[psutil.Process]:
 def two_node_cluster(tmp_path):
     # a private temp dir names every process of this cluster, so teardown stops these and nothing else
     temp_dir = f"/tmp/ocs-{os.getpid()}"
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
     common = ["--num-cpus=1", "--disable-usage-stats"]
     subprocess.run([RAY, "start", "--head", f"--port={port}", "--node-name=head-node", "--include-dashboard=false",

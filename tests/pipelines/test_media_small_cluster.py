@@ -25,7 +25,7 @@ def test_media_stage_completes_on_one_cpu(tmp_path):
 
 
 def test_long_lived_actors_always_leave_room_for_a_probe():
-    from pipelines.media_stage import reservations
+    from pipelines.media_actors import reservations
 
     for cluster in (0.5, 1, 1.5, 2, 3, 4, 8, 16, 64):
         for asr in (1, 2, 4, 8):
@@ -40,7 +40,7 @@ def test_long_lived_actors_always_leave_room_for_a_probe():
 
 
 def test_asr_pool_is_sized_to_the_cluster_unless_set():
-    from pipelines.media_stage import asr_actor_count
+    from pipelines.media_actors import asr_actor_count
     from schemas.config import AsrConfig
 
     assert [asr_actor_count(AsrConfig(), {"CPU": c}) for c in (1, 2, 4, 7, 8, 64)] == [1, 1, 1, 1, 2, 16]

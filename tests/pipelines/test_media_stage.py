@@ -8,7 +8,7 @@ from media_fixtures import counter_video, subtitles_only_mkv, tone, truncated_co
 
 from curators.corpus_synth import synth_corpus
 from curators.probe import probe_source
-from pipelines import media_stage
+from pipelines import media_actors
 from pipelines.isolation import IsolatedCallError, IsolatedDecoder, decode_isolated
 from pipelines.media_stage import run_media_stage
 from schemas.config import AsrConfig, CurateConfig, DecodeConfig, ProbePolicy
@@ -28,7 +28,7 @@ def test_media_stage_annotates_good_files_and_quarantines_bad_ones(tmp_path: Pat
     cfg = CurateConfig(input=str(corpus), output=str(tmp_path / "out"),
                        decode=DecodeConfig(frames_per_clip=4, clip_seconds=3.0))
     result = run_media_stage(cfg, progress=False)
-    assert media_stage._actor_pools == {}, "decoders and the ASR actor are released unless keep_actors"
+    assert media_actors._actor_pools == {}, "decoders and the ASR actor are released unless keep_actors"
 
     assert {(Path(q.uri).name, q.reason) for q in result.quarantine} == {
         ("empty.mp4", "empty"), ("cut.mp4", "truncated"), ("text.mp4", "not_media"),
@@ -121,17 +121,17 @@ def test_kept_actors_serve_every_batch_then_are_released(tmp_path: Path, ray_loc
     from curators.sources import list_sources
 
     first, second = run_media_stage(cfg, sources=list_sources(cfg.input)[:2], progress=False, keep_actors=True), None
-    pools = {key: list(pool.actors) for key, pool in media_stage._actor_pools.items()}
-    groups = [pool.group for pool in media_stage._actor_pools.values()]
+    pools = {key: list(pool.actors) for key, pool in media_actors._actor_pools.items()}
+    groups = [pool.group for pool in media_actors._actor_pools.values()]
     assert {key[1] for key in pools} == {"asr", "decode"} and len(next(p for k, p in pools.items() if k[1] == "asr")) == 2
     pids = {key: ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in pool]) for key, pool in pools.items()}
     second = run_media_stage(cfg, sources=list_sources(cfg.input)[2:], progress=False, keep_actors=True)
-    assert {key: pool.actors for key, pool in media_stage._actor_pools.items()} == pools, "the same actors again"
+    assert {key: pool.actors for key, pool in media_actors._actor_pools.items()} == pools, "the same actors again"
     assert pids == {key: ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in pool])
                     for key, pool in pools.items()}
     assert first.clips and second.clips and any(c.transcript for c in first.clips + second.clips)
-    media_stage.release_media_actors()
-    assert media_stage._actor_pools == {}
+    media_actors.release_media_actors()
+    assert media_actors._actor_pools == {}
     for pool in pools.values():
         for actor in pool:
             with pytest.raises(ray.exceptions.RayActorError):
@@ -143,12 +143,12 @@ def test_kept_actors_serve_every_batch_then_are_released(tmp_path: Path, ray_loc
 def test_a_resized_asr_pool_replaces_the_old_one(ray_local):
     import ray
 
-    [first] = media_stage.asr_actors(AsrConfig(), 0.25, count=1)
-    second = media_stage.asr_actors(AsrConfig(), 0.25, count=2)
-    assert len(second) == 2 and [k[1] for k in media_stage._actor_pools] == ["asr"]
+    [first] = media_actors.asr_actors(AsrConfig(), 0.25, count=1)
+    second = media_actors.asr_actors(AsrConfig(), 0.25, count=2)
+    assert len(second) == 2 and [k[1] for k in media_actors._actor_pools] == ["asr"]
     with pytest.raises(ray.exceptions.RayActorError):
         ray.get(first.__ray_ready__.remote(), timeout=30)
-    media_stage.release_media_actors()
+    media_actors.release_media_actors()
 
 
 def test_only_image_sources_start_no_speech_model(tmp_path: Path, ray_local):
@@ -157,8 +157,8 @@ def test_only_image_sources_start_no_speech_model(tmp_path: Path, ray_local):
     cfg = CurateConfig(input=str(corpus), output=str(tmp_path / "out"))
     result = run_media_stage(cfg, progress=False, keep_actors=True)
     assert len(result.clips) == 2
-    assert {key[1] for key in media_stage._actor_pools} == {"decode"}
-    media_stage.release_media_actors()
+    assert {key[1] for key in media_actors._actor_pools} == {"decode"}
+    media_actors.release_media_actors()
 
 
 def test_a_hung_decoder_exits_when_its_parent_dies(tmp_path: Path, probed_video):

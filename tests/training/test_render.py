@@ -3,7 +3,6 @@
 import math
 
 import pytest
-import torch
 
 from conftest import AUDIO_SECONDS, IMAGE_TILES, SPEECH_SECONDS, VIDEO_FRAMES, make_sample, sample_members
 from schemas.token_accounting import TokenAccounting

@@ -65,7 +65,9 @@ class OnnxSpeechTokenizer:
         self.session = onnxruntime.InferenceSession(self.path, providers=["CPUExecutionProvider"])
         self.vocab_size = vocab_size
         self.mel_bins = self._check_signature()
-        self._extractor = None
+        feats, length = self.session.get_inputs()
+        self._feats_name, self._length_name = feats.name, length.name
+        self._length_type = np.int64 if length.type == "tensor(int64)" else np.int32
 
     def _check_signature(self) -> int:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -82,22 +84,19 @@ class OnnxSpeechTokenizer:
 
     def features(self, wave16k: np.ndarray) -> np.ndarray:
         """Whisper's log-mel of the whole utterance (no padding to 30 s), float32 [1, mel_bins, frames]."""
-        from transformers import WhisperFeatureExtractor
+        from training.media_decode import mel_extractor
 
-        if self._extractor is None:
-            self._extractor = WhisperFeatureExtractor(feature_size=self.mel_bins, sampling_rate=16000)
         wave = np.asarray(wave16k, dtype=np.float32)
         if len(wave) < 2 * 160:
             wave = np.pad(wave, (0, 2 * 160 - len(wave)))
-        return self._extractor(wave, sampling_rate=16000, padding="longest",
-                               return_tensors="np").input_features.astype(np.float32)
+        # "longest" padding ignores the chunk length: the whole utterance, unpadded
+        return mel_extractor(self.mel_bins, 30)(wave, sampling_rate=16000, padding="longest",
+                                                return_tensors="np").input_features.astype(np.float32)
 
     def encode(self, wave16k: np.ndarray) -> list[int]:
         feats = self.features(wave16k)
-        inputs = self.session.get_inputs()
-        length_type = np.int64 if inputs[1].type == "tensor(int64)" else np.int32
-        out = self.session.run(None, {inputs[0].name: feats,
-                                      inputs[1].name: np.array([feats.shape[2]], dtype=length_type)})[0]
+        out = self.session.run(None, {self._feats_name: feats,
+                                      self._length_name: np.array([feats.shape[2]], dtype=self._length_type)})[0]
         tokens = np.asarray(out).reshape(-1).astype(np.int64)
         bad = tokens[(tokens < 0) | (tokens >= self.vocab_size)]
         if bad.size:

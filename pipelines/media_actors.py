@@ -1,0 +1,186 @@
+"""The media stage's long-lived Ray actors (decoders, ASR and caption models), their CPU reservations and pools."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import ray
+from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from schemas.config import AsrConfig, DecodeConfig, VisualConfig
+from schemas.media import Clip, MediaAsset, QuarantineRecord, Transcript
+from schemas.validation import to_json
+
+log = logging.getLogger(__name__)
+
+
+SPREAD = "SPREAD"
+"""Probes, decoders and visual facts go round the nodes (I/O and decoding scale out); Ray's default packs
+work onto the driver's node first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reservations:
+    """CPUs the stage reserves per actor and per light task (probe, visual facts) on a cluster."""
+
+    decoders: int
+    decoder: float
+    asr: float
+    caption: float
+    light: float
+
+
+def reservations(cluster_cpus: float, asr_actors: int, captioner: bool) -> Reservations:
+    """One decoder per four CPUs (at least one: decord decoding is the lightest of the media work); every
+    long-lived actor and every light task takes half a CPU, so probes and visual facts get most of a big
+    cluster and go round all its nodes. The actors are scaled down until a light task still fits beside
+    them all, or a small cluster (one CPU, or many ASR actors on two) would wait forever for a probe slot."""
+    light = 0.5 * min(1.0, max(cluster_cpus, 0.5) / 2)
+    decoders = max(1, int(cluster_cpus) // 4)
+    wanted = 0.5 * (decoders + asr_actors + (1 if captioner else 0))
+    scale = min(1.0, (cluster_cpus - light) / wanted)
+
+    def cpus(value: float) -> float:  # Ray counts CPUs to 1e-4: round down so the sum never overshoots
+        return math.floor(value * scale * 1e4) / 1e4
+
+    return Reservations(decoders=decoders, decoder=cpus(0.5), asr=cpus(0.5), caption=cpus(0.5), light=light)
+
+
+# a killed actor process is restarted and its call retried (decoding is deterministic), so the run goes on
+@ray.remote(num_cpus=0.5, max_restarts=3, max_task_retries=3)
+class DecodeActor:
+    """Owns one isolated decoder process; a fixed pool of these bounds the decoders alive at once."""
+
+    def __init__(self):
+        from pipelines.isolation import IsolatedDecoder
+
+        self.decoder = IsolatedDecoder()
+
+    def decode(self, asset: MediaAsset, cfg: DecodeConfig, work_dir: str, cache_dir: str,
+               budget_s: float) -> tuple[list[Clip] | QuarantineRecord, float]:
+        started = time.perf_counter()
+        result = self.decoder.decode(asset, cfg, work_dir, budget_s, cache_dir=cache_dir)
+        return result, time.perf_counter() - started
+
+    def close(self) -> None:
+        self.decoder.close()
+
+
+# Half a CPU: the actor may outlive one call (keep_actors) and must leave room for other stages' tasks.
+@ray.remote(num_cpus=0.5)
+class AsrActor:
+    """Holds one faster-whisper model for the life of the stage."""
+
+    def __init__(self, cfg: AsrConfig):
+        from curators.asr import Transcriber
+
+        self.transcriber = Transcriber(cfg)
+
+    def transcribe(self, clip: Clip) -> tuple[Transcript, float]:
+        started = time.perf_counter()
+        return self.transcriber.transcribe(clip), time.perf_counter() - started
+
+
+@ray.remote(num_cpus=0.5)
+class CaptionActor:
+    """Holds the configured captioner (a local VLM is loaded once)."""
+
+    def __init__(self, cfg: VisualConfig):
+        from curators.captioner import make_captioner
+
+        self.captioner = make_captioner(cfg)
+
+    def caption(self, clip: Clip) -> tuple[str | None, float]:
+        from curators.captioner import CaptionError
+
+        started = time.perf_counter()
+        try:
+            text = self.captioner.caption(clip)
+        except CaptionError:
+            text = None
+        return text, time.perf_counter() - started
+
+
+@dataclass(slots=True)
+class ActorPool:
+    """Long-lived actors and the placement group that holds their CPUs (and GPUs) for as long as they live."""
+
+    actors: list
+    group: PlacementGroup
+
+
+_actor_pools: dict[tuple, ActorPool] = {}
+"""Long-lived actors of this Ray job, by role and settings: a run that calls the stage batch by batch starts
+its decoder processes and loads its models once, then calls release_media_actors."""
+PLACEMENT_WAIT_S = 10.0
+"""How long a stage waits for its actors' resources before probing anyway (a cluster still scaling up)."""
+
+
+def _pool(key: tuple, count: int, bundle: dict[str, float], start) -> list:
+    """The pool under ``key``, or ``count`` new actors from ``start(strategy)``, each in its own reserved
+    bundle: reserved before the stage's short tasks are queued, so those never take the actors' place
+    while the actors' processes start (nor, on a small cluster, for good). Bundles go round the nodes."""
+    key = (ray.get_runtime_context().get_job_id(), *key)
+    if key not in _actor_pools:
+        # settings or the cluster's size changed since the last batch: the old pool of this role goes first
+        _release([k for k in _actor_pools if k[:2] == key[:2]])
+        group = placement_group([bundle] * count, strategy=SPREAD)
+        if not group.wait(PLACEMENT_WAIT_S):
+            log.warning("resources for %s actors not yet free after %.0f s; going on", key[1], PLACEMENT_WAIT_S)
+        _actor_pools[key] = ActorPool(actors=[start(PlacementGroupSchedulingStrategy(group, i)) for i in range(count)],
+                                      group=group)
+    return _actor_pools[key].actors
+
+
+def asr_actor_count(cfg: AsrConfig, resources: dict[str, float]) -> int:
+    """``cfg.actors``, or for 0 one actor per four CPUs (per GPU on ``cuda``), at least one."""
+    if cfg.actors:
+        return cfg.actors
+    if cfg.device.startswith("cuda"):
+        return max(1, int(resources.get("GPU", 0)))
+    return max(1, int(resources.get("CPU", 1)) // 4)
+
+
+def asr_actors(cfg: AsrConfig, cpus: float = 0.5, count: int = 1) -> list:
+    """``count`` ASR actors for these settings (see asr_actor_count); a killed one is restarted and its call
+    retried."""
+    gpus = 1 if cfg.device.startswith("cuda") else 0
+    bundle = {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
+    return _pool(("asr", to_json(cfg), cpus, count), count, bundle, lambda strategy: AsrActor.options(
+        num_cpus=cpus, num_gpus=gpus, max_restarts=3, max_task_retries=3, scheduling_strategy=strategy).remote(cfg))
+
+
+def decode_actors(count: int, cpus: float) -> list:
+    """``count`` decoder actors, each owning one isolated decoder process, spread over the nodes."""
+    return _pool(("decode", count, cpus), count, {"CPU": cpus},
+                 lambda strategy: DecodeActor.options(num_cpus=cpus, scheduling_strategy=strategy).remote())
+
+
+def caption_actors(cfg: VisualConfig, cpus: float) -> list:
+    """The captioner actor for these settings (none when captioning is off)."""
+    if cfg.captioner == "none":
+        return []
+    return _pool(("caption", to_json(cfg), cpus), 1, {"CPU": cpus},
+                 lambda strategy: CaptionActor.options(num_cpus=cpus, scheduling_strategy=strategy).remote(cfg))
+
+
+def release_media_actors() -> None:
+    """Stop every actor the stage keeps and free their reservations: decoders close their child process,
+    models are freed."""
+    _release(list(_actor_pools))
+
+
+def _release(keys: list[tuple]) -> None:
+    pools = [(key, _actor_pools.pop(key)) for key in keys]
+    decoders = [actor for key, pool in pools if key[1] == "decode" for actor in pool.actors]
+    # idle decoders stop their child at once; a child stuck behind a failed run exits when its actor dies
+    if decoders:
+        ray.wait([d.close.remote() for d in decoders], num_returns=len(decoders), timeout=10)
+    for _, pool in pools:
+        for actor in pool.actors:
+            ray.kill(actor)
+        remove_placement_group(pool.group)
