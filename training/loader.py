@@ -24,7 +24,8 @@ from training.chat_template import RenderConfig, render_sample
 from training.media_decode import (MediaDecodeConfig, MediaDecodeError, decode_audio, decode_image, decode_video,
                                    decode_waveform, new_tensor)
 from training.model.config import SpeechDecoderConfig
-from training.packing import Batch, MediaArena, Tagged, collate_rows, pack_rows
+from training.media_arena import MediaArena
+from training.packing import Batch, Tagged, collate_rows, pack_rows
 from training.shard_urls import expand_shard_urls, open_stream
 
 log = logging.getLogger(__name__)

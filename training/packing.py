@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-import math
-import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from training.chat_template import IGNORE, RenderedSample
+from training.media_arena import MediaArena, concat
 
 log = logging.getLogger(__name__)
 
@@ -90,119 +88,6 @@ def pack_rows(samples: Iterable[Tagged], max_tokens: int, samples_per_row: int |
         used += n
     if row:
         yield row
-
-
-def concat(parts: list[torch.Tensor]) -> torch.Tensor:
-    """``torch.cat`` into a fresh buffer: in a dataloader worker one in shared memory (what the batch is sent
-    through anyway, so it is not copied again); else one numpy allocates, which asks the kernel for transparent
-    huge pages on large buffers, so filling a batch's tens of megabytes takes a few page faults, not thousands."""
-    shape = (sum(p.shape[0] for p in parts), *parts[0].shape[1:])
-    if torch.utils.data.get_worker_info() is not None:
-        storage = parts[0]._typed_storage()._new_shared(math.prod(shape), device=parts[0].device)
-        out = parts[0].new(storage).resize_(shape)
-    else:
-        out = torch.from_numpy(np.empty(shape, dtype=torch.empty(0, dtype=parts[0].dtype).numpy().dtype))
-    return torch.cat(parts, out=out)
-
-
-def consecutive_view(parts: list[torch.Tensor]) -> torch.Tensor | None:
-    """The tensors as one, without copying, when they lie end to end in one storage in this order; else None."""
-    first = parts[0]
-    ptr, end = first.untyped_storage().data_ptr(), first.storage_offset()
-    for p in parts:
-        if not p.is_contiguous() or p.untyped_storage().data_ptr() != ptr or p.storage_offset() != end \
-                or p.shape[1:] != first.shape[1:]:
-            return None
-        end += p.numel()
-    shape = (sum(p.shape[0] for p in parts), *first.shape[1:])
-    return first.as_strided(shape, torch.empty(shape, device="meta").stride(), first.storage_offset())
-
-
-class MediaArena:
-    """Decoded media laid end to end in one buffer per batch, so that a batch takes a view of it, not a copy.
-
-    The loader decodes samples in the order it packs them, so a batch's tiles (and mel windows) are usually
-    consecutive in the buffer and ``gather`` returns a view; anything else (a skipped sample's hole, a member
-    shown twice, a DPO pair) is copied. Each batch closes its buffer: media already decoded for the next batch
-    move to a new one (``Tensor.set_`` re-points them), so a batch's view keeps no other batch's media alive.
-    Buffers are reserved generously but come from numpy (untouched pages cost no memory; touched ones are huge
-    pages), and a closed buffer is reused once no tensor refers to it any more (no page faults, no zeroing).
-    For the reading process only: a dataloader worker builds batches in shared memory instead.
-    """
-
-    def __init__(self, min_items: int = 16, reserve_bytes: int = 256 << 20, spare: int = 3):
-        self._min_items, self._reserve_bytes, self._spare = min_items, reserve_bytes, spare
-        self._buffers: dict[tuple, torch.Tensor] = {}
-        """(item shape, dtype) -> the open buffer."""
-        self._arrays: dict[tuple, tuple[np.ndarray, weakref.ref]] = {}
-        """The numpy array under each open buffer, and a weak reference to the view its tensors hold."""
-        self._closed: dict[tuple, list[tuple[np.ndarray, weakref.ref]]] = {}
-        """Closed buffers; one is free again once the view its tensors hold has died with the last of them."""
-        self._used: dict[tuple, int] = {}
-        self._largest: dict[tuple, int] = {}
-        """Most items one batch took, which sizes the next buffers."""
-        self._pending: dict[tuple, list[weakref.ref]] = {}
-        """Tensors handed out since the last batch, in order; a skipped sample's die with it."""
-
-    def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        """An uninitialised [n, ...] tensor right after the previous one of its kind (a ``media_decode.Allocate``)."""
-        key = (tuple(shape[1:]), dtype)
-        buffer, used = self._buffers.get(key), self._used.get(key, 0)
-        if buffer is None or used + shape[0] > buffer.shape[0]:
-            buffer, used = self._open(key, shape[0])
-        view = buffer[used:used + shape[0]]
-        self._used[key] = used + shape[0]
-        self._pending.setdefault(key, []).append(weakref.ref(view))
-        return view
-
-    def _open(self, key: tuple, wanted: int) -> tuple[torch.Tensor, int]:
-        """A new buffer holding, moved to its start, the live media handed out since the last batch."""
-        live = [t for ref in self._pending.get(key, []) if (t := ref()) is not None]
-        held = sum(t.shape[0] for t in live)
-        item_shape, dtype = key
-        array = self._reusable(key, held + wanted)
-        if array is None:
-            np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
-            # reserved, not touched: a batch rarely outgrows its buffer (which would move what it holds)
-            reserve = self._reserve_bytes // (math.prod(item_shape) * np_dtype.itemsize)
-            items = max(self._min_items, reserve, 2 * self._largest.get(key, 0), 2 * (held + wanted))
-            array = np.empty((items, *item_shape), dtype=np_dtype)
-        handle = array.view()  # owned by the tensors' storage alone: it dies when the last of them does
-        buffer = torch.from_numpy(handle)
-        alive = weakref.ref(handle)
-        del handle
-        at = 0
-        for t in live:
-            n = t.shape[0]
-            buffer[at:at + n].copy_(t)
-            t.set_(buffer.untyped_storage(), buffer[at].storage_offset(), t.shape, t.stride())
-            at += n
-        self._buffers[key], self._arrays[key], self._used[key] = buffer, (array, alive), at
-        self._pending[key] = [weakref.ref(t) for t in live]
-        return buffer, at
-
-    def _reusable(self, key: tuple, items: int) -> np.ndarray | None:
-        closed = self._closed.get(key, [])
-        for i, (array, alive) in enumerate(closed):
-            if alive() is None and array.shape[0] >= items:
-                del closed[i]
-                return array
-        return None
-
-    def gather(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        """One batch's media of one kind, in order: a view when they lie end to end, else a copy. Closes the buffer."""
-        key = (tuple(parts[0].shape[1:]), parts[0].dtype)
-        out = consecutive_view(parts)
-        if out is None:
-            out = concat(parts)
-        self._largest[key] = max(self._largest.get(key, 0), out.shape[0])
-        taken = {id(p) for p in parts}
-        self._pending[key] = [ref for ref in self._pending.get(key, []) if (t := ref()) is not None and id(t) not in taken]
-        if self._buffers.pop(key, None) is not None:  # the next media start a new buffer
-            closed = self._closed.setdefault(key, [])
-            closed.append(self._arrays.pop(key))
-            del closed[:-self._spare]
-        return out
 
 
 def collate_rows(rows: list[list[Tagged]], pad_id: int, pad_to: int | None = None, arena: MediaArena | None = None

@@ -2,7 +2,7 @@
 
 import torch
 
-from training.packing import MediaArena, concat, consecutive_view
+from training.media_arena import MediaArena, concat, consecutive_view
 
 TILE = (3, 4, 4)
 
