@@ -6,7 +6,7 @@ from pathlib import Path
 
 import fsspec
 import pytest
-from gcs_emulator import gcs_emulator
+from object_stores import gcs_emulator, s3_emulator
 from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
 from pipelines.catalog import query
@@ -17,25 +17,9 @@ from pipelines.shard_index import SampleReader
 
 
 @pytest.fixture(scope="module")
-def s3_bucket(tmp_path_factory):
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
-    boto3.client("s3", endpoint_url=endpoint, **creds).create_bucket(Bucket="corpus")
-    saved = dict(fsspec.config.conf)
-    fsspec.config.conf["s3"] = {"endpoint_url": endpoint, "key": "testing", "secret": "testing",
-                                "skip_instance_cache": True}
-    try:
+def s3_bucket():
+    with s3_emulator("corpus"):
         yield "s3://corpus"
-    finally:
-        fsspec.config.conf.clear()
-        fsspec.config.conf.update(saved)
-        server.stop()
 
 
 @pytest.fixture(scope="module")

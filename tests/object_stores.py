@@ -1,4 +1,5 @@
-"""A Google Cloud Storage emulator on 127.0.0.1 that fsspec's ``gs://`` (gcsfs) talks to for the length of a block."""
+"""Object stores on 127.0.0.1 that fsspec's ``s3://`` (moto's server) and ``gs://`` (a GCS emulator) talk to for the
+length of a block."""
 
 from __future__ import annotations
 
@@ -7,6 +8,32 @@ from contextlib import contextmanager
 
 import fsspec
 from ports import free_port
+
+
+@contextmanager
+def s3_emulator(*buckets: str) -> Iterator[str]:
+    """Serve moto's S3 API with ``buckets`` made; yields its endpoint URL. s3fs is pointed at it through fsspec's
+    config, as ``FSSPEC_S3_ENDPOINT_URL`` and the AWS key variables point a fresh process."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+                          region_name="us-east-1")
+    for bucket in buckets:
+        client.create_bucket(Bucket=bucket)
+    saved = dict(fsspec.config.conf)
+    fsspec.config.conf["s3"] = {"endpoint_url": endpoint, "key": "testing", "secret": "testing",
+                                "skip_instance_cache": True}
+    try:
+        yield endpoint
+    finally:
+        fsspec.config.conf.clear()
+        fsspec.config.conf.update(saved)
+        server.stop()
 
 
 @contextmanager

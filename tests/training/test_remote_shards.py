@@ -1,4 +1,5 @@
-"""The loader reads a dataset from a GCS emulator on 127.0.0.1 through ``gs://`` exactly as from a local dir."""
+"""The loader reads a dataset from an object store on 127.0.0.1 (moto's S3 server through ``s3://``, a GCS emulator
+through ``gs://``) exactly as from a local dir."""
 
 import os
 import subprocess
@@ -8,7 +9,7 @@ from pathlib import Path
 import fsspec
 import pytest
 import torch
-from gcs_emulator import gcs_emulator
+from object_stores import gcs_emulator, s3_emulator
 
 from training.loader import DataSource, LoaderConfig, ShardDataset
 
@@ -19,6 +20,15 @@ REPO = Path(__file__).resolve().parents[2]
 def gcs_endpoint():
     with gcs_emulator("shards") as endpoint:
         yield endpoint
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    with s3_emulator("shards") as endpoint:
+        yield endpoint
+
+
+STORES = {"s3": "s3_endpoint", "gs": "gcs_endpoint"}
 
 
 def batches(tokenizer, url):
@@ -38,25 +48,29 @@ def local_dataset(tmp_path_factory, media_bytes):
                          media_bytes, per_shard=1)
 
 
-def test_gcs_dataset_reads_like_the_local_one(gcs_endpoint, local_dataset, tokenizer):
-    fs = fsspec.filesystem("gs")
+@pytest.mark.parametrize("scheme", STORES)
+def test_a_bucket_dataset_reads_like_the_local_one(scheme, request, local_dataset, tokenizer):
+    request.getfixturevalue(STORES[scheme])
+    fs = fsspec.filesystem(scheme)
     fs.put(str(local_dataset) + "/", "shards/ds1/", recursive=True)
     assert fs.exists("shards/ds1/manifest.json")
     local = batches(tokenizer, str(local_dataset))
     assert sum(len(b.sample_ids) for b in local) == 4
-    for url in ("gs://shards/ds1/manifest.json", "gs://shards/ds1/shards/train-{000000..000003}.tar",
-                "gs://shards/ds1"):
+    for url in (f"{scheme}://shards/ds1/manifest.json", f"{scheme}://shards/ds1/shards/train-{{000000..000003}}.tar",
+                f"{scheme}://shards/ds1"):
         remote = batches(tokenizer, url)
         assert names(remote) == names(local)
-        assert all(r.sample_ids[0].startswith("gs://shards/ds1/shards/") for r in remote)
+        assert all(r.sample_ids[0].startswith(f"{scheme}://shards/ds1/shards/") for r in remote)
         assert all(torch.equal(r.input_ids, x.input_ids) and torch.equal(r.labels, x.labels)
                    and torch.equal(r.pixel_values, x.pixel_values) for r, x in zip(remote, local))
 
 
-@pytest.mark.parametrize("url", ["gs://shards/nothing-here", "gs://shards/nothing-here/manifest.json"])
-def test_a_missing_gcs_dataset_is_a_clear_error(gcs_endpoint, tokenizer, url):
+@pytest.mark.parametrize("scheme", STORES)
+@pytest.mark.parametrize("path", ["shards/nothing-here", "shards/nothing-here/manifest.json"])
+def test_a_missing_bucket_dataset_is_a_clear_error(scheme, path, request, tokenizer):
+    request.getfixturevalue(STORES[scheme])
     with pytest.raises(FileNotFoundError, match="shards/nothing-here"):
-        batches(tokenizer, url)
+        batches(tokenizer, f"{scheme}://{path}")
 
 
 def test_a_fresh_process_reaches_the_emulator_through_the_documented_environment(gcs_endpoint, local_dataset):
