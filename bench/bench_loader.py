@@ -23,7 +23,6 @@ CPU-second over all epochs.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import subprocess
 import sys
@@ -37,24 +36,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from schemas.dataset_format import MANIFEST_FILE, SCHEMA_VERSION, SHARDS_DIR, Manifest, ShardEntry, \
-    shard_index_name, shard_name  # noqa: E402
-from schemas.dialogue import (ContentPart, Dialogue, Lineage, MediaItem, Message, Sample, SourceSpan,  # noqa: E402
-                              TokenEstimate, Turn)
-from schemas.validation import from_json, to_json  # noqa: E402
+from schemas.config import ShardConfig  # noqa: E402
+from schemas.dataset_format import SCHEMA_VERSION, SHARDS_DIR  # noqa: E402
+from schemas.dialogue import (ContentPart, CuratedSample, Dialogue, Lineage, MediaItem, Message, Sample,  # noqa: E402
+                              SourceSpan, TokenEstimate, Turn)
+from schemas.validation import from_json  # noqa: E402
 
 
-def make_media(folder: Path) -> dict[str, bytes]:
+def make_media(folder: Path) -> dict[str, str]:
+    """The three media files every sample shows (member suffix -> path)."""
     from PIL import Image
 
-    buf = io.BytesIO()
-    Image.new("RGB", (600, 300), (40, 120, 200)).save(buf, "JPEG", quality=90)
+    folder.mkdir()
+    Image.new("RGB", (600, 300), (40, 120, 200)).save(folder / "i.jpg", "JPEG", quality=90)
     run = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y"]
     subprocess.run([*run, "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=1", "-c:v", "libx264",
                     "-pix_fmt", "yuv420p", str(folder / "v.mp4")], check=True)
     subprocess.run([*run, "-f", "lavfi", "-i", "sine=frequency=440:duration=1.3:sample_rate=16000",
                     str(folder / "a.flac")], check=True)
-    return {"jpg": buf.getvalue(), "mp4": (folder / "v.mp4").read_bytes(), "flac": (folder / "a.flac").read_bytes()}
+    return {"m00.jpg": str(folder / "i.jpg"), "m01.mp4": str(folder / "v.mp4"), "m02.flac": str(folder / "a.flac")}
 
 
 def make_sample(i: int) -> Sample:
@@ -79,26 +79,15 @@ def make_sample(i: int) -> Sample:
                   tokens=TokenEstimate(text=0, image=0, video=0, audio=0))
 
 
-def write_dataset(root: Path, n: int, per_shard: int) -> list[str]:
-    import webdataset as wds
+def write_dataset(root: Path, n: int, per_shard: int) -> tuple[Path, list[str]]:
+    """A committed dataset written by the curation pipeline's own writer: its directory and shard paths."""
+    from pipelines.dataset_writer import write_dataset as write
 
-    media = make_media(root)
-    (root / SHARDS_DIR).mkdir()
-    entries = []
-    for s, start in enumerate(range(0, n, per_shard)):
-        path = root / SHARDS_DIR / shard_name(s)
-        with wds.TarWriter(str(path)) as writer:
-            for i in range(start, min(n, start + per_shard)):
-                sample = make_sample(i)
-                writer.write({"__key__": sample.key, "json": to_json(sample).encode(), "m00.jpg": media["jpg"],
-                              "m01.mp4": media["mp4"], "m02.flac": media["flac"]})
-        entries.append(ShardEntry(name=path.name, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-                                  bytes=path.stat().st_size, samples=min(n, start + per_shard) - start,
-                                  index=shard_index_name(path.name)))
-    manifest = Manifest(schema_version=SCHEMA_VERSION, config_hash="bench", seed=0, counts={"samples": n},
-                        shards=entries)
-    (root / MANIFEST_FILE).write_text(to_json(manifest))
-    return [str(root / SHARDS_DIR / e.name) for e in entries]
+    files = make_media(root / "media")
+    dataset = root / "dataset"
+    manifest = write(dataset, (CuratedSample(sample=make_sample(i), files=files) for i in range(n)), [],
+                     shard=ShardConfig(max_samples=per_shard))
+    return dataset, [str(dataset / SHARDS_DIR / e.name) for e in manifest.shards]
 
 
 class Clock:
@@ -307,8 +296,7 @@ def main() -> None:
     cfg = MediaDecodeConfig()
     stock = StockDecoders(cfg)
     with tempfile.TemporaryDirectory(prefix="bench-loader-") as tmp:
-        root = Path(tmp)
-        urls = write_dataset(root, args.samples, args.per_shard)
+        root, urls = write_dataset(Path(tmp), args.samples, args.per_shard)
         for ours, theirs in zip(bare_samples(urls[:1], cfg), stock_samples(urls[:1], stock), strict=True):
             same_shapes(ours, theirs)
         raw, raw_bytes = time_raw(urls)
