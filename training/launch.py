@@ -87,9 +87,9 @@ def _ray_train_loop(payload: dict) -> None:
 
     def report(step) -> None:
         if rank == 0:
-            from training.trainer import format_step
+            from training.metrics import format_step
 
-            print(format_step(step), flush=True)  # Ray forwards worker output to the driver
+            print(format_step(step, config.steps), flush=True)  # Ray forwards worker output to the driver
         ray.train.report({"step": step.step, "loss": step.loss, "tokens": step.tokens})
 
     train(config, on_step=report, rank=rank, world_size=world)

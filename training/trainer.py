@@ -12,22 +12,10 @@ import torch
 
 from training.config import TrainConfig
 from training.loader import LoaderState, ShardDataset, make_dataloader
+from training.metrics import MetricsLog, StepReport, plot_metrics
 from training.stages import STAGES, apply_stage
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class StepReport:
-    step: int
-    loss: float
-    tokens: int
-    """Labelled tokens in the step's batch."""
-    seconds: float
-
-
-def format_step(report: StepReport) -> str:
-    return f"step {report.step:>5}  loss {report.loss:.4f}  tokens {report.tokens}  {report.seconds:.2f}s"
 
 
 @dataclass(slots=True)
@@ -102,6 +90,7 @@ def train(config: TrainConfig, on_step: Callable[[StepReport], None] | None = No
                            world_size=world_size)
     batches = iter(make_dataloader(dataset))
     result = TrainResult(loader_state=state)
+    metrics = MetricsLog(config.checkpoint_dir, start_step) if config.checkpoint_dir and rank == 0 else None
     autocast = _autocast(config, device)
     model.train()
     for step in range(start_step, config.steps):
@@ -126,12 +115,16 @@ def train(config: TrainConfig, on_step: Callable[[StepReport], None] | None = No
         scheduler.step()
         report = StepReport(step=step + 1, loss=loss.item(), tokens=tokens, seconds=time.perf_counter() - t0)
         result.steps.append(report)
+        if metrics is not None:
+            metrics.append(report)
         if on_step and (report.step % config.log_every == 0 or report.step == config.steps):
             on_step(report)
         every = config.checkpoint_every
         if config.checkpoint_dir and ((every and report.step % every == 0) or report.step == config.steps):
             result.checkpoint = ckpt.save_checkpoint(config.checkpoint_dir, report.step, model, optimizer, state,
                                                      rank=rank, world_size=world_size)
+    if metrics is not None:
+        plot_metrics(metrics.path)
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -71,14 +72,17 @@ def run(args: argparse.Namespace) -> int:
 
     config = build_config(args)
 
-    from training.trainer import format_step
+    from training.metrics import METRICS_FILE, PLOT_FILE, format_step
 
     def show(report) -> None:
-        print(format_step(report), flush=True)
+        print(format_step(report, config.steps), flush=True)
 
     result = launch(config, launcher=args.launcher, on_step=show)
     if result is not None and result.checkpoint:
         print(f"checkpoint: {result.checkpoint}")
+    if config.checkpoint_dir:
+        folder = Path(config.checkpoint_dir)
+        print(f"metrics: {folder / METRICS_FILE} (plot: {folder / PLOT_FILE})")
     return 0
 
 

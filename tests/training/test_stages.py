@@ -80,6 +80,10 @@ def test_checkpoint_resume_continues_exactly(tokenizer, media_bytes, tmp_path):
     rest = run(3, "b")
     assert [s.step for s in rest.steps] == [2, 3]
     assert [s.loss for s in half.steps + rest.steps] == pytest.approx([s.loss for s in straight.steps], rel=1e-5)
+    from training.metrics import METRICS_FILE, read_metrics
+
+    logged = read_metrics(tmp_path / "b" / METRICS_FILE)  # the resumed run's log: every step once, in order
+    assert [(r["step"], r["loss"]) for r in logged] == [(s.step, s.loss) for s in half.steps + rest.steps]
 
 
 def test_merge_checkpoints_averages_weights(tokenizer, small_dataset, tmp_path):
