@@ -66,27 +66,43 @@ def synthetic_batch(special, seq_len: int, samples: int, tiles: int, audio_secon
                  audio_windows=[windows] * samples, audio_tokens=[aud] * samples, sample_ids=[])
 
 
-def train_flops(model, batch, samples: int, seq_per_sample: int) -> float:
-    """6 x params x tokens per tower (fwd + bwd) + the attention matmuls, per optimizer step."""
+def train_flops(model, batch, samples: int, seq_per_sample: int) -> dict[str, float]:
+    """Useful model FLOPs of one optimizer step (forward + backward, no recomputation), by part.
+
+    A weight matmul (or convolution) costs 6 x its weights per token it sees (2 forward, 4 backward); attention 12 x layers x
+    width x tokens^2 per sequence (bidirectional encoders) and half that under the LLM's causal mask, each packed
+    sample its own sequence. The LM head runs on the labelled positions only (the loss never forms other logits);
+    the projectors on the tokens they hand to the LLM.
+    """
     cfg = model.config
     tiles = batch.pixel_values.shape[0]
     windows = batch.audio_mels.shape[0]
 
     def params(module):
-        return sum(p.numel() for p in module.parameters())
+        """Weights that multiply activations (Linear, convolutions); not norms, biases or position tables."""
+        kinds = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
+        return sum(m.weight.numel() for m in module.modules() if isinstance(m, kinds))
 
-    llm_dense = params(model.llm.model.layers)
-    d_attn = cfg.llm.heads * cfg.llm.head_dim if hasattr(cfg.llm, "head_dim") else model.llm.config.hidden_size
+    llm = model.llm.config
     tokens = batch.input_ids.numel()
-    flops = 6 * llm_dense * tokens + 6 * model.llm.config.hidden_size * model.llm.config.vocab_size * tokens
-    flops += 6 * cfg.llm.layers * d_attn * samples * seq_per_sample ** 2  # causal: half of 4 s^2 d, x3
+    labelled = int((batch.labels != -100).sum())
+    d_attn = cfg.llm.heads * cfg.llm.head_dim
     v = model.vision.encoder.config
     patches = (cfg.vision.tile_size // cfg.vision.patch_size) ** 2 + 1
-    flops += 6 * params(model.vision) * tiles * patches + 12 * v.num_hidden_layers * v.hidden_size * tiles * patches ** 2
     a = model.audio.encoder.config
     frames = a.max_source_positions
-    flops += 6 * params(model.audio) * windows * frames + 12 * a.encoder_layers * a.d_model * windows * frames ** 2
-    return float(flops)
+    vision_tokens = int((batch.input_ids == model.img_context_id).sum())
+    return {
+        "llm": 6 * params(model.llm.model.layers) * tokens,
+        "llm attention": 6 * cfg.llm.layers * d_attn * samples * seq_per_sample ** 2,
+        "lm head": 6 * llm.hidden_size * llm.vocab_size * labelled,
+        "vision": 6 * params(model.vision.encoder) * tiles * patches + 6 * params(model.vision.projector) * vision_tokens,
+        "vision attention": 12 * v.num_hidden_layers * v.hidden_size * tiles * patches ** 2,
+        "audio": 6 * params(model.audio.encoder) * windows * frames
+        + 6 * params(model.audio.encoder.conv1) * windows * frames  # the first conv runs on 2 x frames mel frames
+        + 6 * params(model.audio.projector) * sum(batch.audio_tokens),
+        "audio attention": 12 * a.encoder_layers * a.d_model * windows * frames ** 2,
+    }
 
 
 def matmul_rate(device, dtype, size: int = 8192, reps: int = 20) -> float:
@@ -161,7 +177,8 @@ def main() -> int:
     sync(device)
     seconds = (time.perf_counter() - start) / args.steps
     tokens = batch.input_ids.numel()
-    flops = train_flops(model, batch, args.samples, args.seq_len // args.samples)
+    parts = train_flops(model, batch, args.samples, args.seq_len // args.samples)
+    flops = sum(parts.values())
     achieved = flops / seconds
     measured_peak = matmul_rate(device, dtype, size=1024 if args.smoke else 8192)
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
@@ -171,7 +188,8 @@ def main() -> int:
           f"{dtype}, activation checkpointing {not args.no_checkpointing and not args.smoke}, attention {args.attn}")
     print(f"row: {tokens} tokens, {args.samples} samples, {batch.pixel_values.shape[0]} tiles, "
           f"{batch.audio_mels.shape[0]} audio windows; loss {loss:.3f}")
-    print(f"step: {seconds * 1000:.0f} ms; {tokens / seconds:,.0f} tokens/s; model {achieved / 1e12:.1f} TFLOP/s")
+    print(f"step: {seconds * 1000:.0f} ms; {tokens / seconds:,.0f} tokens/s; model {achieved / 1e12:.1f} TFLOP/s "
+          f"({', '.join(f'{k} {v / flops:.0%}' for k, v in parts.items())} of {flops / 1e12:.1f} TFLOP a step)")
     if spec:
         print(f"MFU vs spec bf16 dense peak ({spec:.0f} TFLOP/s): {achieved / (spec * 1e12):.3f}")
     if device.type == "cuda":
