@@ -69,6 +69,7 @@ def plot_metrics(path: str | Path, out: str | Path | None = None) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rows = read_metrics(path)
     out = Path(out) if out is not None else Path(path).with_name(PLOT_FILE)
@@ -80,6 +81,7 @@ def plot_metrics(path: str | Path, out: str | Path | None = None) -> Path:
     rate_ax.set_title("labelled tokens per second")
     for ax in (loss_ax, rate_ax):
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if not rows:
             ax.text(0.5, 0.5, "no steps yet", ha="center", va="center", transform=ax.transAxes)

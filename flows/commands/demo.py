@@ -59,14 +59,19 @@ def run(args: argparse.Namespace) -> int:
     _step("validate the dataset", ["validate", "--dataset", str(dataset)])
     report = work / "report.html"
     _step("render the review report (plots)", ["review", "report", "--dataset", str(dataset), "--out", str(report)])
+    run_dir = work / "train"
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run each time, not a resume of the last demo's
     _step("train the tiny omni model a few steps on the shards",
           ["train", "--shards", str(dataset / "manifest.json"), "--steps", str(args.train_steps),
-           "--max-tokens", "8192"])
+           "--max-tokens", "8192", "--checkpoint-dir", str(run_dir)])
 
     from pipelines.dataset_summary import summarize_dataset
 
     print("\n" + "=" * 72)
     print(summarize_dataset(str(dataset)))
     print(f"report       {report}")
+    from training.metrics import PLOT_FILE
+
+    print(f"training     {run_dir / PLOT_FILE}")
     print("=" * 72)
     return 0
