@@ -111,6 +111,18 @@ def time_raw(urls: list[str]) -> tuple[Clock, int]:
     return clock, total
 
 
+def shown_media(sample: Sample) -> list[tuple[str, str, int | None]]:
+    """(member, kind, recorded tiles or frames) of every medium the loader decodes for a sample, once each."""
+    tiles = {m.member: m.tiles for m in sample.dialogue.media}
+    kinds: dict[str, str] = {}
+    for turn in sample.dialogue.turns:
+        for message in (turn.user, turn.assistant):
+            for part in message.parts:
+                if part.kind != "text":
+                    kinds.setdefault(part.member, part.kind)
+    return [(member, kind, tiles.get(member)) for member, kind in kinds.items()]
+
+
 def bare_samples(urls: list[str], cfg) -> Iterator[dict]:
     """Upstream webdataset iteration; per sample: parse the record, decode exactly the media it refers to."""
     import webdataset as wds
@@ -118,17 +130,14 @@ def bare_samples(urls: list[str], cfg) -> Iterator[dict]:
     from training.media_decode import decode_audio, decode_image, decode_video
 
     for raw in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
-        sample = from_json(Sample, raw["json"])
-        tiles = {m.member: m.tiles for m in sample.dialogue.media}
         media = {}
-        for turn in sample.dialogue.turns:
-            for part in turn.user.parts:
-                if part.kind == "image":
-                    media[part.member] = decode_image(raw[part.member], tiles[part.member], cfg)
-                elif part.kind == "video":
-                    media[part.member] = decode_video(raw[part.member], tiles[part.member], cfg, with_audio=True)
-                elif part.kind == "audio":
-                    media[part.member] = decode_audio(raw[part.member], cfg)
+        for member, kind, tiles in shown_media(from_json(Sample, raw["json"])):
+            if kind == "image":
+                media[member] = decode_image(raw[member], tiles, cfg)
+            elif kind == "video":
+                media[member] = decode_video(raw[member], tiles, cfg, with_audio=True)
+            else:
+                media[member] = decode_audio(raw[member], cfg)
         yield media
 
 
@@ -147,21 +156,24 @@ class StockDecoders:
         self.frames = GotOcr2ImageProcessorPil(crop_to_patches=False, size=size, image_mean=IMAGENET_MEAN,
                                                image_std=IMAGENET_STD)
         self.whisper = mel_extractor(cfg.mel_bins, cfg.audio_chunk_seconds)
+        self.max_tiles, self.frames_per_clip = cfg.max_tiles, cfg.frames_per_clip
 
-    def image(self, data: bytes, tiles: int) -> torch.Tensor:
+    def image(self, data: bytes, tiles: int | None) -> torch.Tensor:
+        """The recorded grid (the processor adds the thumbnail when it has > 1 cell), else its own choice."""
         from PIL import Image
 
-        cells = max(1, tiles - 1)  # the recorded grid; the processor adds the thumbnail when it has > 1 cell
+        cells = (1, self.max_tiles) if tiles is None else (max(1, tiles - 1),) * 2
         with Image.open(io.BytesIO(data)) as img:
-            return self.images(images=img.convert("RGB"), min_patches=cells, max_patches=cells,
+            return self.images(images=img.convert("RGB"), min_patches=cells[0], max_patches=cells[1],
                                return_tensors="pt")["pixel_values"]
 
-    def video(self, data: bytes, frames: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def video(self, data: bytes, frames: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         import decord
         from PIL import Image
 
         from training.media_decode import MediaDecodeError, decode_waveform
 
+        frames = frames or self.frames_per_clip
         reader = decord.VideoReader(io.BytesIO(data), num_threads=1)
         count = len(reader)
         picked = reader.get_batch([min(count - 1, int((i + 0.5) * count / frames)) for i in range(frames)]).asnumpy()
@@ -190,17 +202,14 @@ def stock_samples(urls: list[str], stock: StockDecoders) -> Iterator[dict]:
     import webdataset as wds
 
     for raw in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
-        sample = from_json(Sample, raw["json"])
-        tiles = {m.member: m.tiles for m in sample.dialogue.media}
         media = {}
-        for turn in sample.dialogue.turns:
-            for part in turn.user.parts:
-                if part.kind == "image":
-                    media[part.member] = stock.image(raw[part.member], tiles[part.member]), None
-                elif part.kind == "video":
-                    media[part.member] = stock.video(raw[part.member], tiles[part.member])
-                elif part.kind == "audio":
-                    media[part.member] = stock.audio(raw[part.member])
+        for member, kind, tiles in shown_media(from_json(Sample, raw["json"])):
+            if kind == "image":
+                media[member] = stock.image(raw[member], tiles), None
+            elif kind == "video":
+                media[member] = stock.video(raw[member], tiles)
+            else:
+                media[member] = stock.audio(raw[member])
         yield media
 
 
@@ -220,11 +229,11 @@ def same_shapes(ours: dict, stock: dict) -> None:
     assert mine == theirs, f"the loader's decoders make {mine}, stock decoding {theirs}"
 
 
-def loader_batches(root: Path, tokenizer, cfg, epochs: int = 1) -> Iterator:
+def loader_batches(root: Path, tokenizer, cfg, epochs: int = 1, max_tokens: int = 8192) -> Iterator:
     from training.loader import DataSource, LoaderConfig, ShardDataset
 
-    config = LoaderConfig(sources=[DataSource(url=str(root))], max_tokens=8192, shuffle_buffer=16, epochs=epochs,
-                          media=cfg)
+    config = LoaderConfig(sources=[DataSource(url=str(root))], max_tokens=max_tokens, shuffle_buffer=16,
+                          epochs=epochs, media=cfg)
     yield from ShardDataset(config, tokenizer)
 
 
@@ -236,7 +245,8 @@ class Epoch:
     tokens: int = 0
 
 
-def race(urls: list[str], root: Path, tokenizer, cfg, stock: StockDecoders, epochs: int) -> list[Epoch]:
+def race(urls: list[str], root: Path, tokenizer, cfg, stock: StockDecoders, epochs: int, max_tokens: int
+         ) -> list[Epoch]:
     """A warm-up epoch and ``epochs`` timed passes of each contender (one long-lived loader, as in training; its
     first batches fill its buffers, as once per run in training), interleaved: the loader makes a batch, then each
     bare pipeline as many samples, each one's time summed per epoch; so a change of machine load hits all alike.
@@ -249,7 +259,7 @@ def race(urls: list[str], root: Path, tokenizer, cfg, stock: StockDecoders, epoc
     out = [Epoch(cpu=dict.fromkeys(CONTENDERS, 0.0), wall=dict.fromkeys(CONTENDERS, 0.0)) for _ in range(passes)]
     dropped, held = bare_samples(urls * passes, cfg), bare_samples(urls * passes, cfg)
     stocked = stock_samples(urls * passes, stock)
-    loader = loader_batches(root, tokenizer, cfg, passes)
+    loader = loader_batches(root, tokenizer, cfg, passes, max_tokens)
 
     def timed(epoch: Epoch, name: str, step, clock: Clock | None = None):
         if clock is None:
@@ -286,6 +296,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--per-shard", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=4, help="timed epochs of each contender, interleaved")
+    parser.add_argument("--dataset", help="race over this local dataset (e.g. make demo's demo-out/dataset) instead "
+                                          "of a written one")
+    parser.add_argument("--max-tokens", type=int, default=8192, help="the loader's row length")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -296,13 +309,21 @@ def main() -> None:
     cfg = MediaDecodeConfig()
     stock = StockDecoders(cfg)
     with tempfile.TemporaryDirectory(prefix="bench-loader-") as tmp:
-        root, urls = write_dataset(Path(tmp), args.samples, args.per_shard)
+        if args.dataset:
+            from pipelines.manifest import read_manifest
+            from training.shard_urls import expand_shard_urls
+
+            root, urls = Path(args.dataset), expand_shard_urls(args.dataset)
+            n = read_manifest(args.dataset).counts["samples"]
+        else:
+            (root, urls), n = write_dataset(Path(tmp), args.samples, args.per_shard), args.samples
         for ours, theirs in zip(bare_samples(urls[:1], cfg), stock_samples(urls[:1], stock), strict=True):
             same_shapes(ours, theirs)
         raw, raw_bytes = time_raw(urls)
-        races = race(urls, root, tokenizer, cfg, stock, args.rounds)
-    n = args.samples
-    assert all(r.samples == n for r in races), f"loader delivered {[r.samples for r in races]} of {n} samples"
+        races = race(urls, root, tokenizer, cfg, stock, args.rounds, args.max_tokens)
+    if not all(r.samples == n for r in races):
+        raise SystemExit(f"the loader delivered {[r.samples for r in races]} of {n} samples per epoch (skipped as "
+                         "longer than --max-tokens?): the race would be unfair")
     cpu = {k: sum(r.cpu[k] for r in races) for k in CONTENDERS}
     wall = {k: sum(r.wall[k] for r in races) for k in CONTENDERS}
     total, tokens = n * len(races), sum(r.tokens for r in races)
