@@ -10,11 +10,13 @@ import copy
 import json
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.default_planner import DefaultSavePlanner
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
                                                      set_model_state_dict, set_state_dict)
 
@@ -168,8 +170,13 @@ def _check_same_architecture(path: Path, model_shapes: dict[str, tuple[int, ...]
 def merge_checkpoints(paths: list[str | Path], weights: list[float] | None, out: str | Path, model) -> str:
     """Weighted mean of the model weights of several checkpoints (same architecture) into a new checkpoint.
 
-    ``model`` is a freshly built model of that architecture, used as the container. A path may be a run's
-    ``checkpoint_dir`` (its latest checkpoint is taken). ``weights`` default to equal; they are normalised.
+    ``model`` gives the architecture: only its tensors' names, shapes and dtypes are read, so a model on the
+    ``meta`` device will do. A path may be a run's ``checkpoint_dir`` (its latest checkpoint is taken).
+    ``weights`` default to equal; they are normalised.
+
+    The merge streams: one tensor at a time is read from every checkpoint, averaged in float32 and written,
+    so memory holds a few copies of the largest tensor, never the model. The output is a torch distributed
+    checkpoint with one file per tensor (the writer keeps every tensor of a file alive until the file is done).
     """
     if not paths:
         raise MergeError("merge needs at least one checkpoint")
@@ -183,24 +190,54 @@ def merge_checkpoints(paths: list[str | Path], weights: list[float] | None, out:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise MergeError(f"output {out} already exists and is not an empty directory")
     resolved = [resolve_checkpoint(p) for p in paths]
-    model_shapes = {name: tuple(t.shape) for name, t in get_model_state_dict(model).items()}
+    layout = {name: torch.empty(t.shape, dtype=t.dtype, device="meta")
+              for name, t in get_model_state_dict(model).items()}
+    model_shapes = {name: tuple(t.shape) for name, t in layout.items()}
     for path in resolved:
         _check_same_architecture(path, model_shapes)
     total = sum(weights)
-    merged: dict[str, torch.Tensor] = {}
-    for path, weight in zip(resolved, weights):
-        state = {"model": get_model_state_dict(model)}
-        dcp.load(state, checkpoint_id=str(path))
-        for name, tensor in state["model"].items():
-            if tensor.is_floating_point():
-                acc = merged.setdefault(name, torch.zeros_like(tensor, dtype=torch.float32))
-                acc.add_(tensor.float(), alpha=weight / total)
-            else:
-                merged[name] = tensor.clone()
-    current = get_model_state_dict(model)
-    set_model_state_dict(model, {k: v.to(current[k].dtype) for k, v in merged.items()})
-    dcp.save({"model": get_model_state_dict(model)}, checkpoint_id=str(out))
+    sources = [(_MetadataOnceReader(str(path)), weight / total) for path, weight in zip(resolved, weights)]
+
+    def merged(name: str) -> torch.Tensor:
+        like = layout[name]
+        if not like.is_floating_point():  # integer buffers are not averaged: the last checkpoint's value
+            return _load_one(sources[-1][0], name, like)
+        mean = torch.zeros(like.shape, dtype=torch.float32)
+        for reader, share in sources:
+            mean.add_(_load_one(reader, name, like), alpha=share)
+        return mean.to(like.dtype)
+
+    dcp.save({"model": layout}, storage_writer=dcp.FileSystemWriter(str(out), single_file_per_rank=False),
+             planner=_MergingSavePlanner(merged), no_dist=True)
     (out / LOADER_STATE).write_text(json.dumps({**LoaderState().to_dict(), "step": 0, "world_size": 1,
                                                 "merged_from": [str(p) for p in resolved], "weights": weights}))
     (out / COMPLETE).write_text("0")
     return str(out)
+
+
+def _load_one(reader: dcp.FileSystemReader, name: str, like: torch.Tensor) -> torch.Tensor:
+    held = torch.empty(like.shape, dtype=like.dtype)
+    dcp.load({"model": {name: held}}, storage_reader=reader, no_dist=True)
+    return held
+
+
+class _MetadataOnceReader(dcp.FileSystemReader):
+    """A checkpoint reader that unpickles the metadata once for the many one-tensor loads of a merge."""
+
+    _metadata = None
+
+    def read_metadata(self, *args, **kwargs):
+        if self._metadata is None:
+            self._metadata = super().read_metadata(*args, **kwargs)
+        return self._metadata
+
+
+class _MergingSavePlanner(DefaultSavePlanner):
+    """Saves a state dict of meta tensors, computing each tensor's data only when the writer asks for it."""
+
+    def __init__(self, merged: Callable[[str], torch.Tensor]):
+        super().__init__()
+        self._merged = merged
+
+    def lookup_object(self, index):
+        return self._merged(index.fqn.removeprefix("model."))

@@ -131,13 +131,26 @@ def train(config: TrainConfig, on_step: Callable[[StepReport], None] | None = No
 def merge_trained(config: TrainConfig, checkpoints: list[str], weights: list[float] | None, out: str) -> str:
     """Weighted mean of checkpoints of the model ``config`` describes, written as a new checkpoint ``out``.
 
-    The container model is built on the CPU; ``out`` can start a later stage through ``init_from``.
+    The model is built on the meta device (its architecture, no weights) and the checkpoints are merged one
+    tensor at a time; ``out`` can start a later stage through ``init_from``.
     """
     from training.checkpoint import merge_checkpoints
     from training.tokenizer import load_tokenizer
 
-    model, _ = build_model(config, load_tokenizer(config.tokenizer), torch.device("cpu"))
-    return merge_checkpoints(checkpoints, weights, out, model)
+    return merge_checkpoints(checkpoints, weights, out, build_skeleton(config, load_tokenizer(config.tokenizer)))
+
+
+def build_skeleton(config: TrainConfig, tokenizer):
+    """The model ``config`` describes with its tensors on the meta device: names, shapes and dtypes only."""
+    model_config = config.model_config(len(tokenizer))
+    parts = (model_config.llm, model_config.vision, model_config.audio, model_config.speech)
+    if any(part is not None and part.pretrained for part in parts):
+        # transformers refuses to load a pretrained part onto the meta device: build it, then drop the weights
+        model, _ = build_model(config, tokenizer, torch.device("cpu"))
+        return model.to("meta")
+    with torch.device("meta"):
+        model, _ = build_model(config, tokenizer, torch.device("meta"))
+    return model
 
 
 def _autocast(config: TrainConfig, device: torch.device):

@@ -96,3 +96,75 @@ def test_merge_without_a_checkpoint_is_a_usage_error(trained, tmp_path, capsys):
         main(["train", "merge", "--config", str(trained[0]), "--out", str(tmp_path / "m")])
     assert stop.value.code == 2
     assert "--checkpoint" in capsys.readouterr().err
+
+
+
+MERGE_IN_A_FRESH_PROCESS = """
+import json, sys
+import torch
+from torch import nn
+from torch.distributed.checkpoint.state_dict import get_model_state_dict
+from training.checkpoint import merge_checkpoints
+
+def status(field):
+    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith(field))
+
+with torch.device("meta"):
+    skeleton = nn.Sequential(*[nn.Linear(512, 512, bias=False) for _ in range(64)])
+get_model_state_dict(skeleton)  # its first call imports more of torch.distributed: not the merge's memory
+open("/proc/self/clear_refs", "w").write("5")  # the peak RSS counts from here
+before = status("VmRSS:")
+merge_checkpoints(sys.argv[1:3], [3.0, 1.0], sys.argv[3], skeleton)
+print(json.dumps({"rss_before": before, "rss_peak": status("VmHWM:")}))
+"""
+
+
+def test_merge_streams_one_tensor_at_a_time(tmp_path):
+    """A 64 MiB model of 64 equal tensors merges in a fresh process whose peak RSS rises by under a quarter of
+    the model: holding the model, or float32 accumulators of all its tensors, would raise it by the model's size."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch.distributed.checkpoint as dcp
+    from torch import nn
+
+    from training.checkpoint import save_checkpoint
+    from training.loader import LoaderState
+
+    sources = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        model = nn.Sequential(*[nn.Linear(512, 512, bias=False) for _ in range(64)])
+        sources.append(model.state_dict())
+        save_checkpoint(tmp_path / str(seed), 1, model, torch.optim.SGD(model.parameters(), lr=0.1), LoaderState())
+    model_bytes = sum(t.numel() * t.element_size() for t in sources[0].values())
+    # glibc's sliding mmap threshold would keep freed 1 MiB blocks in the heap, counted in RSS; a fixed threshold
+    # returns them at once, so the peak measures what the merge keeps alive
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1",
+           "MALLOC_MMAP_THRESHOLD_": "131072"}
+    proc = subprocess.run([sys.executable, "-c", MERGE_IN_A_FRESH_PROCESS, str(tmp_path / "1"), str(tmp_path / "2"),
+                           str(tmp_path / "merged")], check=False, capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    memory = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert memory["rss_peak"] - memory["rss_before"] < model_bytes / 4, (memory, model_bytes)
+    merged = {name: torch.empty_like(t) for name, t in sources[0].items()}
+    dcp.load({"model": merged}, checkpoint_id=str(tmp_path / "merged"))
+    for name, tensor in merged.items():
+        assert torch.allclose(tensor, 0.75 * sources[0][name] + 0.25 * sources[1][name], atol=1e-7), name
+
+
+def test_merge_builds_the_full_size_model_without_weights(tmp_path, tokenizer):
+    """``train merge`` of full-size checkpoints checks their names and shapes against a model that holds no data."""
+    from training.trainer import build_skeleton
+
+    config = tmp_path / "full.yaml"
+    config.write_text(CONFIG.format(stage="speech", url=tmp_path) + "model_size: full\n")
+    skeleton = build_skeleton(load_train_config(config), tokenizer)
+    state = get_model_state_dict(skeleton)
+    assert {t.device.type for t in state.values()} == {"meta"}
+    assert sum(t.numel() for t in skeleton.parameters()) > 5e9  # Qwen3-4B, InternViT-300M, Whisper-large-v3, speech LM
+    assert state["llm.model.embed_tokens.weight"].shape == (151_936, 2560)
