@@ -102,7 +102,8 @@ def initialise_optimizer_state(optimizer) -> None:
     """Give every trainable parameter its optimizer state now (one step with zero gradients at lr 0).
 
     A part that sees no gradient before a save (no audio in the first batches) would otherwise have no state in
-    the checkpoint while a fresh optimizer on resume has one, and the two would not line up.
+    the checkpoint while a fresh optimizer on resume has one, and the two would not line up. The step count is
+    put back to zero, so the first real update is a fresh optimizer's (Adam's bias correction counts steps).
     """
     params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
     for p in params:
@@ -114,6 +115,12 @@ def initialise_optimizer_state(optimizer) -> None:
     for group, lr in zip(optimizer.param_groups, saved):
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
+    for state in optimizer.state.values():
+        step = state.get("step")
+        if isinstance(step, torch.Tensor):
+            step.zero_()  # in place: the tensor keeps the dtype and device the optimizer chose for it
+        elif step is not None:
+            state["step"] = type(step)(0)
 
 
 def frozen_copy(model):

@@ -147,3 +147,25 @@ def test_parts_load_from_local_checkpoints(tmp_path):
     for part in ("llm", "vision.encoder", "audio.encoder", "speech_decoder"):
         a, b = source.get_submodule(part).state_dict(), loaded.get_submodule(part).state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_initialised_adamw_takes_a_fresh_first_step(weight_decay):
+    """State given ahead of training changes nothing: the first real step equals a fresh AdamW's first step."""
+    from training.checkpoint import initialise_optimizer_state
+
+    torch.manual_seed(0)
+    prepared, fresh = torch.nn.Linear(8, 4), torch.nn.Linear(8, 4)
+    fresh.load_state_dict(prepared.state_dict())
+    grads = [torch.randn_like(p) for p in prepared.parameters()]
+    optimizers = [torch.optim.AdamW(m.parameters(), lr=0.1, betas=(0.9, 0.95), weight_decay=weight_decay)
+                  for m in (prepared, fresh)]
+    initialise_optimizer_state(optimizers[0])
+    assert all(torch.equal(a, b) for a, b in zip(prepared.parameters(), fresh.parameters()))  # lr 0: untouched
+    for model, optimizer in zip((prepared, fresh), optimizers):
+        for p, g in zip(model.parameters(), grads):
+            p.grad = g.clone()
+        optimizer.step()
+    assert all(torch.equal(a, b) for a, b in zip(prepared.parameters(), fresh.parameters()))
+    steps = [optimizer.state[next(iter(m.parameters()))]["step"] for optimizer, m in zip(optimizers, (prepared, fresh))]
+    assert steps[0].dtype == steps[1].dtype and steps[0].device == steps[1].device and int(steps[0]) == 1
