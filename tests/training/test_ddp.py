@@ -34,7 +34,7 @@ def torchrun(path, timeout=240):
 
 
 def losses(stdout):
-    return re.findall(r"^step\s+(\d+)\s+loss ([0-9.]+)", stdout, re.M)
+    return re.findall(r"^step\s+(\d+)/\d+\s+loss ([0-9.]+)", stdout, re.M)
 
 
 def test_two_rank_ddp_trains_and_checkpoints_both_ranks_data(media_bytes, tmp_path, tokenizer):
@@ -67,5 +67,5 @@ def test_ray_train_runs_the_same_config(media_bytes, tmp_path, tokenizer):
     proc = subprocess.run([sys.executable, "-m", "flows.cli", "train", "--config", str(path), "--launcher", "ray"],
                           capture_output=True, text=True, timeout=500, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    steps = re.findall(r"step\s+(\d+)\s+loss [0-9.]+", proc.stdout + proc.stderr)
+    steps = re.findall(r"step\s+(\d+)/\d+\s+loss [0-9.]+", proc.stdout + proc.stderr)
     assert sorted({int(s) for s in steps}) == [1, 2]  # rank 0's lines, forwarded by Ray (maybe more than once)
