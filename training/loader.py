@@ -390,7 +390,9 @@ class ShardDataset(torch.utils.data.IterableDataset):
         return out
 
 
-def make_dataloader(dataset: ShardDataset, num_workers: int | None = None) -> torch.utils.data.DataLoader:
+def make_dataloader(dataset: ShardDataset, num_workers: int | None = None, pin_memory: bool = False
+                    ) -> torch.utils.data.DataLoader:
+    """``pin_memory`` (for a CUDA device): batches arrive page-locked, so ``Batch.to(device)`` does not block."""
     workers = dataset.config.num_workers if num_workers is None else num_workers
-    return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers,
+    return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=pin_memory,
                                        persistent_workers=False, prefetch_factor=2 if workers else None)

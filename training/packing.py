@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -52,13 +52,25 @@ class Batch:
     def tokens(self) -> int:
         return sum(end - start for _, start, end in self.sample_rows)
 
+    def map_tensors(self, fn) -> "Batch":
+        """The same batch with ``fn`` applied to every tensor it holds (the rest shared)."""
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        for f in TENSOR_FIELDS:
+            if moved[f] is not None:
+                moved[f] = fn(moved[f])
+        moved["speech_units"] = [fn(u) for u in self.speech_units]
+        return Batch(**moved)
+
     def to(self, device) -> "Batch":
-        move = lambda t: t.to(device, non_blocking=True) if t is not None else None  # noqa: E731
-        return Batch(input_ids=move(self.input_ids), labels=move(self.labels), position_ids=move(self.position_ids),
-                     pixel_values=move(self.pixel_values), audio_mels=move(self.audio_mels),
-                     audio_windows=self.audio_windows, audio_tokens=self.audio_tokens, sample_ids=self.sample_ids,
-                     sample_rows=self.sample_rows, epoch=self.epoch, slot=self.slot, slots=self.slots, skipped=self.skipped,
-                     speech_spans=self.speech_spans, speech_units=[u.to(device) for u in self.speech_units])
+        return self.map_tensors(lambda t: t.to(device, non_blocking=True))
+
+    def pin_memory(self) -> "Batch":
+        """Page-locked copies, which the DataLoader's pin thread makes (``pin_memory=True``) so that the copy to
+        the GPU runs asynchronously."""
+        return self.map_tensors(torch.Tensor.pin_memory)
+
+
+TENSOR_FIELDS = ("input_ids", "labels", "position_ids", "pixel_values", "audio_mels")
 
 
 @dataclass(slots=True)

@@ -88,7 +88,7 @@ def train(config: TrainConfig, on_step: Callable[[StepReport], None] | None = No
 
     dataset = ShardDataset(config.loader_config(model_config), tokenizer, state=state, rank=rank,
                            world_size=world_size)
-    batches = iter(make_dataloader(dataset))
+    batches = iter(make_dataloader(dataset, pin_memory=device.type == "cuda"))
     result = TrainResult(loader_state=state)
     metrics = MetricsLog(config.checkpoint_dir, start_step) if config.checkpoint_dir and rank == 0 else None
     autocast = _autocast(config, device)

@@ -190,3 +190,27 @@ def test_media_through_dataloader_workers_equal_media_read_in_process(tokenizer,
         assert torch.equal(b.audio_mels, inline[k].audio_mels)
         seen += 1
     assert seen == 12
+
+
+def test_moving_or_pinning_a_batch_maps_every_tensor_it_holds(tokenizer, dataset_dir):
+    """``Batch.to`` / ``pin_memory`` (the DataLoader's pin thread, for CUDA) go through ``map_tensors``: a tensor
+    field it missed would stay behind on the host. Pinning itself needs a CUDA build; the mapping is checked here."""
+    import dataclasses
+
+    batch = next(iter(loader(tokenizer, dataset_dir, epochs=1, max_tokens=3000)))
+    batch.speech_units = [torch.arange(3)]
+    held = []
+    for f in dataclasses.fields(batch):
+        value = getattr(batch, f.name)
+        held += [value] if isinstance(value, torch.Tensor) else \
+            [v for v in value if isinstance(v, torch.Tensor)] if isinstance(value, list) else []
+    assert len(held) >= 6  # ids, labels, positions, tiles, mels, speech units
+    mapped = batch.map_tensors(lambda t: t.clone())
+    for f in dataclasses.fields(batch):
+        before, after = getattr(batch, f.name), getattr(mapped, f.name)
+        if isinstance(before, torch.Tensor):
+            assert after is not before and torch.equal(after, before), f.name
+        elif f.name == "speech_units":
+            assert all(a is not b and torch.equal(a, b) for a, b in zip(after, before, strict=True))
+        else:
+            assert after is before, f.name  # the rest shared, not copied
