@@ -113,14 +113,10 @@ def time_raw(urls: list[str]) -> tuple[Clock, int]:
 
 def shown_media(sample: Sample) -> list[tuple[str, str, int | None]]:
     """(member, kind, recorded tiles or frames) of every medium the loader decodes for a sample, once each."""
+    from training.loader import shown_media as members
+
     tiles = {m.member: m.tiles for m in sample.dialogue.media}
-    kinds: dict[str, str] = {}
-    for turn in sample.dialogue.turns:
-        for message in (turn.user, turn.assistant):
-            for part in message.parts:
-                if part.kind != "text":
-                    kinds.setdefault(part.member, part.kind)
-    return [(member, kind, tiles.get(member)) for member, kind in kinds.items()]
+    return [(member, kind, tiles.get(member)) for member, kind in members(sample).items()]
 
 
 def bare_samples(urls: list[str], cfg) -> Iterator[dict]:

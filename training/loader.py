@@ -365,14 +365,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
 
     def decode_media(self, sample: Sample, raw: dict, arena: MediaArena | None = None) -> dict:
         tiles = {m.member: m.tiles for m in sample.dialogue.media}
-        wanted: dict[str, str] = {}
-        for turn in sample.dialogue.turns:
-            for message in (turn.user, turn.assistant):
-                for part in message.parts:
-                    if part.kind != "text":
-                        wanted[part.member] = part.kind
-            if self.config.render.spoken_user and turn.user.speech_member:
-                wanted[turn.user.speech_member] = "audio"
+        wanted = shown_media(sample, self.config.render.spoken_user)
         out = {}
         cfg = self.config.media
         alloc = arena.empty if arena is not None else new_tensor
@@ -388,6 +381,20 @@ class ShardDataset(torch.utils.data.IterableDataset):
             else:
                 out[member] = decode_audio(data, cfg, alloc)
         return out
+
+
+def shown_media(sample: Sample, spoken_user: bool = False) -> dict[str, str]:
+    """Member -> kind (image, video, audio) of every medium the model is shown, once each, in order of first
+    showing; with ``spoken_user``, the spoken user turns' audio too."""
+    wanted: dict[str, str] = {}
+    for turn in sample.dialogue.turns:
+        for message in (turn.user, turn.assistant):
+            for part in message.parts:
+                if part.kind != "text":
+                    wanted.setdefault(part.member, part.kind)
+        if spoken_user and turn.user.speech_member:
+            wanted.setdefault(turn.user.speech_member, "audio")
+    return wanted
 
 
 def make_dataloader(dataset: ShardDataset, num_workers: int | None = None, pin_memory: bool = False
