@@ -69,10 +69,10 @@ def synthetic_batch(special, seq_len: int, samples: int, tiles: int, audio_secon
 def train_flops(model, batch, samples: int, seq_per_sample: int) -> dict[str, float]:
     """Useful model FLOPs of one optimizer step (forward + backward, no recomputation), by part.
 
-    A weight matmul (or convolution) costs 6 x its weights per token it sees (2 forward, 4 backward); attention 12 x layers x
-    width x tokens^2 per sequence (bidirectional encoders) and half that under the LLM's causal mask, each packed
-    sample its own sequence. The LM head runs on the labelled positions only (the loss never forms other logits);
-    the projectors on the tokens they hand to the LLM.
+    A weight matmul (or convolution) costs 6 x its weights per token it sees (2 forward, 4 backward); attention
+    12 x layers x width x tokens^2 per sequence (bidirectional encoders) and half that under the LLM's causal mask,
+    each packed sample its own sequence. The LM head runs on the labelled positions only (the loss never forms
+    other logits); the projectors on the tokens they hand to the LLM.
     """
     cfg = model.config
     tiles = batch.pixel_values.shape[0]
@@ -96,7 +96,8 @@ def train_flops(model, batch, samples: int, seq_per_sample: int) -> dict[str, fl
         "llm": 6 * params(model.llm.model.layers) * tokens,
         "llm attention": 6 * cfg.llm.layers * d_attn * samples * seq_per_sample ** 2,
         "lm head": 6 * llm.hidden_size * llm.vocab_size * labelled,
-        "vision": 6 * params(model.vision.encoder) * tiles * patches + 6 * params(model.vision.projector) * vision_tokens,
+        "vision": 6 * params(model.vision.encoder) * tiles * patches
+        + 6 * params(model.vision.projector) * vision_tokens,
         "vision attention": 12 * v.num_hidden_layers * v.hidden_size * tiles * patches ** 2,
         "audio": 6 * params(model.audio.encoder) * windows * frames
         + 6 * params(model.audio.encoder.conv1) * windows * frames  # the first conv runs on 2 x frames mel frames

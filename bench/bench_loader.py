@@ -119,22 +119,23 @@ def shown_media(sample: Sample) -> list[tuple[str, str, int | None]]:
     return [(member, kind, tiles.get(member)) for member, kind in members(sample).items()]
 
 
-def bare_samples(urls: list[str], cfg) -> Iterator[dict]:
-    """Upstream webdataset iteration; per sample: parse the record, decode exactly the media it refers to."""
+def decoded_samples(urls: list[str], decoders: dict) -> Iterator[dict]:
+    """Upstream webdataset iteration; per sample: parse the record, decode exactly the media the loader decodes
+    with ``decoders`` (kind -> (bytes, recorded tiles or frames) -> decoded)."""
     import webdataset as wds
 
+    for raw in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
+        yield {member: decoders[kind](raw[member], tiles)
+               for member, kind, tiles in shown_media(from_json(Sample, raw["json"]))}
+
+
+def bare_samples(urls: list[str], cfg) -> Iterator[dict]:
+    """Decoded by the loader's own decoders."""
     from training.media_decode import decode_audio, decode_image, decode_video
 
-    for raw in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
-        media = {}
-        for member, kind, tiles in shown_media(from_json(Sample, raw["json"])):
-            if kind == "image":
-                media[member] = decode_image(raw[member], tiles, cfg)
-            elif kind == "video":
-                media[member] = decode_video(raw[member], tiles, cfg, with_audio=True)
-            else:
-                media[member] = decode_audio(raw[member], cfg)
-        yield media
+    return decoded_samples(urls, {"image": lambda data, tiles: decode_image(data, tiles, cfg),
+                                  "video": lambda data, frames: decode_video(data, frames, cfg, with_audio=True),
+                                  "audio": lambda data, _: decode_audio(data, cfg)})
 
 
 class StockDecoders:
@@ -167,12 +168,10 @@ class StockDecoders:
         import decord
         from PIL import Image
 
-        from training.media_decode import MediaDecodeError, decode_waveform
+        from training.media_decode import MediaDecodeError, decode_waveform, frame_indices
 
-        frames = frames or self.frames_per_clip
         reader = decord.VideoReader(io.BytesIO(data), num_threads=1)
-        count = len(reader)
-        picked = reader.get_batch([min(count - 1, int((i + 0.5) * count / frames)) for i in range(frames)]).asnumpy()
+        picked = reader.get_batch(frame_indices(len(reader), frames or self.frames_per_clip)).asnumpy()
         pixels = self.frames(images=[Image.fromarray(f) for f in picked], return_tensors="pt")["pixel_values"]
         try:
             sound = self.mels(decode_waveform(data))
@@ -194,32 +193,23 @@ class StockDecoders:
 
 
 def stock_samples(urls: list[str], stock: StockDecoders) -> Iterator[dict]:
-    """Upstream webdataset iteration; per sample: parse the record, decode its media the off-the-shelf way."""
-    import webdataset as wds
-
-    for raw in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
-        media = {}
-        for member, kind, tiles in shown_media(from_json(Sample, raw["json"])):
-            if kind == "image":
-                media[member] = stock.image(raw[member], tiles), None
-            elif kind == "video":
-                media[member] = stock.video(raw[member], tiles)
-            else:
-                media[member] = stock.audio(raw[member])
-        yield media
+    """Decoded the off-the-shelf way: (tiles, sound track or None) per image or video, mels per audio."""
+    return decoded_samples(urls, {"image": lambda data, tiles: (stock.image(data, tiles), None),
+                                  "video": stock.video, "audio": lambda data, _: stock.audio(data)})
 
 
 def same_shapes(ours: dict, stock: dict) -> None:
     """Stock decoding makes the tensors the loader's decoders make, shape for shape (else the race is unfair)."""
+    from training.media_decode import DecodedAudio, DecodedVisual
+
     def shapes(value):
+        if isinstance(value, DecodedVisual):
+            value = (value.tiles, value.audio)
+        elif isinstance(value, DecodedAudio):
+            value = value.mels
         if isinstance(value, tuple):
-            return [shapes(v) for v in value]
-        if value is None or isinstance(value, torch.Tensor):
-            return None if value is None else tuple(value.shape)
-        tiles = getattr(value, "tiles", None)
-        if tiles is not None:
-            return [tuple(tiles.shape), shapes(value.audio and value.audio.mels)]
-        return tuple(value.mels.shape)
+            return tuple(shapes(v) for v in value)
+        return None if value is None else tuple(value.shape)
 
     mine, theirs = {k: shapes(v) for k, v in ours.items()}, {k: shapes(v) for k, v in stock.items()}
     assert mine == theirs, f"the loader's decoders make {mine}, stock decoding {theirs}"

@@ -140,8 +140,7 @@ def decode_video(data: bytes, frames: int | None, config: MediaDecodeConfig, wit
         count = len(reader)
         if count == 0:
             raise MediaDecodeError("video: no frames")
-        indices = [min(count - 1, int((i + 0.5) * count / frames)) for i in range(frames)]
-        frames_hwc = from_dlpack(reader.get_batch(indices).to_dlpack())  # no copy
+        frames_hwc = from_dlpack(reader.get_batch(frame_indices(count, frames)).to_dlpack())  # no copy
     except (decord.DECORDError, RuntimeError) as exc:
         raise MediaDecodeError(f"video: {exc}") from None
     tiles = _channels_first(frames_hwc, alloc)
@@ -152,6 +151,11 @@ def decode_video(data: bytes, frames: int | None, config: MediaDecodeConfig, wit
         except MediaDecodeError:
             sound = None  # a silent video
     return DecodedVisual(tiles=tiles, audio=sound)
+
+
+def frame_indices(count: int, frames: int) -> list[int]:
+    """``frames`` indices sampled uniformly from ``count`` frames (segment centres)."""
+    return [min(count - 1, int((i + 0.5) * count / frames)) for i in range(frames)]
 
 
 def decode_waveform(data: bytes) -> np.ndarray:

@@ -77,7 +77,7 @@ def plot_metrics(path: str | Path, out: str | Path | None = None) -> Path:
     fig, (loss_ax, rate_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
     loss_ax.plot(steps, [r["loss"] for r in rows], color="#4c72b0", marker="." if len(rows) < 50 else None)
     loss_ax.set_title("loss")
-    rate_ax.plot(steps, [r["tokens"] / r["seconds"] if r["seconds"] > 0 else 0.0 for r in rows], color="#55a868")
+    rate_ax.plot(steps, [StepReport(**r).tokens_per_second for r in rows], color="#55a868")
     rate_ax.set_title("labelled tokens per second")
     for ax in (loss_ax, rate_ax):
         ax.set_xlabel("step")

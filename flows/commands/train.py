@@ -78,10 +78,9 @@ def run(args: argparse.Namespace) -> int:
         print(format_step(report, config.steps), flush=True)
 
     result = launch(config, launcher=args.launcher, on_step=show)
-    if result is not None and result.checkpoint:
-        print(f"checkpoint: {result.checkpoint}")
-    if config.checkpoint_dir:
+    if result is not None and result.checkpoint:  # rank 0 alone returns the run's result
         folder = Path(config.checkpoint_dir)
+        print(f"checkpoint: {result.checkpoint}")
         print(f"metrics: {folder / METRICS_FILE} (plot: {folder / PLOT_FILE})")
     return 0
 
