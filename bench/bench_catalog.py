@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.catalog import open_catalog, write_catalog_views
+from pipelines.dataset.catalog import open_catalog, write_catalog_views
 from schemas.catalog_tables import SCHEMAS
 from schemas.dataset_format import CATALOG_DIR
 from schemas.dialogue import MEMORY_TYPES, QUESTION_TYPES

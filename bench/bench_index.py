@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from shard_fixtures import make_curated
 
-from pipelines.shard_index import SampleReader, iter_tar_samples
-from pipelines.shard_writer import ShardWriter
+from pipelines.dataset.shard_index import SampleReader, iter_tar_samples
+from pipelines.dataset.shard_writer import ShardWriter
 from schemas.config import ShardConfig
 
 

@@ -81,7 +81,7 @@ def make_sample(i: int) -> Sample:
 
 def write_dataset(root: Path, n: int, per_shard: int) -> tuple[Path, list[str]]:
     """A committed dataset written by the curation pipeline's own writer: its directory and shard paths."""
-    from pipelines.dataset_writer import write_dataset as write
+    from pipelines.dataset.writer import write_dataset as write
 
     files = make_media(root / "media")
     dataset = root / "dataset"
@@ -296,7 +296,7 @@ def main() -> None:
     stock = StockDecoders(cfg)
     with tempfile.TemporaryDirectory(prefix="bench-loader-") as tmp:
         if args.dataset:
-            from pipelines.manifest import read_manifest
+            from pipelines.dataset.manifest import read_manifest
             from training.shard_urls import expand_shard_urls
 
             root, urls = Path(args.dataset), expand_shard_urls(args.dataset)

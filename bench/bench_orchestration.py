@@ -50,9 +50,9 @@ def kernel_seconds(cfg) -> dict[str, float]:
     from curators.probe import probe_source
     from curators.sources import list_sources
     from curators.visual_facts import visual_facts
-    from pipelines.dataset_writer import write_dataset
+    from pipelines.dataset.writer import write_dataset
     from pipelines.dialogue_stage import curate_batch, deduplicate
-    from pipelines.review_render import render_report
+    from pipelines.dataset.review_render import render_report
     from schemas.media import QuarantineRecord
 
     times: dict[str, float] = {}

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from shard_fixtures import make_curated
 
-from pipelines.shard_writer import ShardWriter
+from pipelines.dataset.shard_writer import ShardWriter
 from schemas.config import ShardConfig
 
 

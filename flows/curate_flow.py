@@ -55,7 +55,7 @@ def dialogue_task(cfg: CurateConfig, clips):
 def shard_task(cfg: CurateConfig, samples, media, progress: bool):
     from tqdm.auto import tqdm
 
-    from pipelines.dataset_writer import write_dataset
+    from pipelines.dataset.writer import write_dataset
     from pipelines.run_ledger import ledger_table
 
     shown = tqdm(samples, desc="dialogues -> shards", unit="dialogue", disable=not progress)
@@ -73,8 +73,8 @@ REPORT_FILE = "report.html"
 @task(name="report", retries=1, retry_delay_seconds=[5])
 def report_task(cfg: CurateConfig) -> tuple[str, dict]:
     """Render the review report (plots) beside the dataset; returns where it is and the figures it shows."""
-    from pipelines.dataset_io import as_location
-    from pipelines.review_render import render_report, report_data
+    from pipelines.dataset.location import as_location
+    from pipelines.dataset.review_render import render_report, report_data
 
     location = as_location(cfg.output)
     data = report_data(location)

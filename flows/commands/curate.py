@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     run_curate(cfg)
     if not args.no_summary:
-        from pipelines.dataset_summary import summarize_dataset
+        from pipelines.dataset.summary import summarize_dataset
 
         print(summarize_dataset(cfg.output))
     return 0

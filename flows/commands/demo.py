@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
           ["train", "--shards", str(dataset / "manifest.json"), "--steps", str(args.train_steps),
            "--max-tokens", "8192", "--checkpoint-dir", str(run_dir)])
 
-    from pipelines.dataset_summary import summarize_dataset
+    from pipelines.dataset.summary import summarize_dataset
 
     print("\n" + "=" * 72)
     print(summarize_dataset(str(dataset)))

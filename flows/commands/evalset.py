@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _stored_samples(dataset: str):
-    from pipelines.shard_index import SampleReader
+    from pipelines.dataset.shard_index import SampleReader
     from schemas import from_json
     from schemas.dataset_format import SAMPLE_JSON, SHARDS_DIR, member_name
     from schemas.dialogue import Sample

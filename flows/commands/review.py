@@ -72,7 +72,7 @@ def format_rows(columns: list[str], rows: list[dict], fmt: str) -> str:
 def run_sql(args: argparse.Namespace) -> int:
     import duckdb
 
-    from pipelines.catalog import ReadOnlyCatalogError, query
+    from pipelines.dataset.catalog import ReadOnlyCatalogError, query
 
     try:
         table = query(args.dataset, args.query)
@@ -87,7 +87,7 @@ def run_sql(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from pipelines.review_render import load_sample_view, render_sample_html, render_sample_text
+    from pipelines.dataset.review_render import load_sample_view, render_sample_html, render_sample_text
 
     try:
         view = load_sample_view(args.dataset, args.key)
@@ -104,7 +104,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from pipelines.review_render import render_report
+    from pipelines.dataset.review_render import render_report
 
     with open(args.out, "w", encoding="utf-8") as f:
         f.write(render_report(args.dataset))
@@ -115,7 +115,7 @@ def run_report(args: argparse.Namespace) -> int:
 def run_subset(args: argparse.Namespace) -> int:
     import duckdb
 
-    from pipelines.subset import subset_dataset
+    from pipelines.dataset.subset import subset_dataset
 
     try:
         manifest = subset_dataset(args.dataset, args.where, args.out, max_bytes=args.shard_max_bytes,

@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.dataset_validate import validate_dataset
+    from pipelines.dataset.validate import validate_dataset
 
     problems = validate_dataset(args.dataset)
     if problems:

@@ -8,7 +8,7 @@ import webdataset as wds
 
 from flows.cli import main
 from flows.commands.demo import plant_bad_files
-from pipelines.catalog import open_catalog
+from pipelines.dataset.catalog import open_catalog
 from schemas import from_json
 from schemas.dataset_format import MANIFEST_FILE, SHARDS_DIR, split_member
 from schemas.dialogue import Sample
@@ -108,7 +108,7 @@ def test_run_leaves_a_report_and_a_prefect_artifact(curated):
 
 
 def test_summary_names_counts_types_and_quarantined_files(curated):
-    from pipelines.dataset_summary import summarize_dataset
+    from pipelines.dataset.summary import summarize_dataset
 
     text = summarize_dataset(str(curated["dataset"]))
     manifest = json.loads((curated["dataset"] / MANIFEST_FILE).read_text())

@@ -10,7 +10,7 @@ from curators.dialogue_plan import plan_dialogues
 from curators.dialogue_write import TemplateDialogueWriter
 from curators.sample_build import build_sample
 from flows.cli import main
-from pipelines.dataset_writer import write_dataset
+from pipelines.dataset.writer import write_dataset
 from schemas.config import CurateConfig, DialogueConfig
 from schemas.dialogue import CuratedSample, Message
 

@@ -8,7 +8,7 @@ import pytest
 from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
 from flows.cli import main
-from pipelines.dataset_writer import write_dataset
+from pipelines.dataset.writer import write_dataset
 
 
 @pytest.fixture(scope="module")

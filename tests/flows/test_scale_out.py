@@ -11,7 +11,7 @@ import psutil
 import pytest
 from ports import free_port
 
-from pipelines.dataset_validate import validate_dataset
+from pipelines.dataset.validate import validate_dataset
 
 RAY = str(Path(sys.executable).with_name("ray"))
 STAGE_WORKERS = ("ray::DecodeActor", "ray::probe_task", "ray::visual_task", "ray::AsrActor")

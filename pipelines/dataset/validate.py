@@ -11,12 +11,12 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from pipelines.catalog import query
-from pipelines.dataset_io import DatasetLocation, as_location
-from pipelines.energon_meta import INFO_FILE, read_sample_offsets, sample_offsets_name
-from pipelines.manifest import read_manifest
-from pipelines.shard_index import iter_tar_members, read_index
-from pipelines.shard_writer import referenced_members
+from pipelines.dataset.catalog import query
+from pipelines.dataset.location import DatasetLocation, as_location
+from pipelines.dataset.energon_meta import INFO_FILE, read_sample_offsets, sample_offsets_name
+from pipelines.dataset.manifest import read_manifest
+from pipelines.dataset.shard_index import iter_tar_members, read_index
+from pipelines.dataset.shard_writer import referenced_members
 from schemas import SchemaError, from_json
 from schemas.catalog_tables import SCHEMAS
 from schemas.dataset_format import (

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipelines.catalog import CatalogBuilder
-from pipelines.dataset_io import DatasetLocation, as_location
-from pipelines.energon_meta import write_energon_meta
-from pipelines.manifest import write_manifest
-from pipelines.shard_writer import ShardWriter, prune_shards
+from pipelines.dataset.catalog import CatalogBuilder
+from pipelines.dataset.location import DatasetLocation, as_location
+from pipelines.dataset.energon_meta import write_energon_meta
+from pipelines.dataset.manifest import write_manifest
+from pipelines.dataset.shard_writer import ShardWriter, prune_shards
 from schemas.config import ShardConfig
 from schemas.dataset_format import MANIFEST_FILE, SCHEMA_VERSION, Manifest
 from schemas.dialogue import CuratedSample

@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
-from pipelines.dataset_validate import validate_dataset
-from pipelines.dataset_writer import write_dataset
+from pipelines.dataset.validate import validate_dataset
+from pipelines.dataset.writer import write_dataset
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_shard_missing_a_member_its_record_needs_is_caught(copy):
     import io
     import tarfile
 
-    from pipelines.shard_index import iter_tar_members
+    from pipelines.dataset.shard_index import iter_tar_members
 
     shard = copy / "shards" / "train-000000.tar"
     with open(shard, "rb") as f:

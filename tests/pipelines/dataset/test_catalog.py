@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
-from pipelines.catalog import ReadOnlyCatalogError, query
-from pipelines.dataset_writer import write_dataset
+from pipelines.dataset.catalog import ReadOnlyCatalogError, query
+from pipelines.dataset.writer import write_dataset
 from schemas.catalog_tables import SCHEMAS
 from schemas.dataset_format import CATALOG_TABLES
 
@@ -85,7 +85,7 @@ def test_readme_documents_every_catalog_column():
 
     from schemas.catalog_tables import SHARD_INDEX
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     section = readme.split("## Catalog tables", 1)[1]
     for name, schema in [*SCHEMAS.items(), ("shards/*.index.parquet", SHARD_INDEX)]:
         table_doc = section.split(f"### `{name}`", 1)[1].split("\n### ", 1)[0]

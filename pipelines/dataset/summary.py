@@ -11,9 +11,9 @@ def _query(con, sql: str) -> list[tuple]:
 
 def summarize_dataset(dataset: str) -> str:
     """Samples, turns, question types, memory distances, dialogue lengths and quarantined files, as text."""
-    from pipelines.catalog import open_catalog
-    from pipelines.manifest import read_manifest
-    from pipelines.review_render import report_data
+    from pipelines.dataset.catalog import open_catalog
+    from pipelines.dataset.manifest import read_manifest
+    from pipelines.dataset.review_render import report_data
 
     manifest = to_dict(read_manifest(dataset))
     con = open_catalog(dataset)

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
-from pipelines.catalog import query
-from pipelines.dataset_writer import write_dataset
-from pipelines.review_render import load_sample_view, render_report, render_sample_html, render_sample_text
+from pipelines.dataset.catalog import query
+from pipelines.dataset.writer import write_dataset
+from pipelines.dataset.review_render import load_sample_view, render_report, render_sample_html, render_sample_text
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ import pytest
 from object_stores import gcs_emulator, s3_emulator
 from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
-from pipelines.catalog import query
-from pipelines.dataset_validate import validate_dataset
-from pipelines.dataset_writer import write_dataset
-from pipelines.manifest import read_manifest
-from pipelines.shard_index import SampleReader
+from pipelines.dataset.catalog import query
+from pipelines.dataset.validate import validate_dataset
+from pipelines.dataset.writer import write_dataset
+from pipelines.dataset.manifest import read_manifest
+from pipelines.dataset.shard_index import SampleReader
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from pipelines.dataset_writer import write_dataset
-from pipelines.shard_writer import ShardWriter
+from pipelines.dataset.writer import write_dataset
+from pipelines.dataset.shard_writer import ShardWriter
 from schemas.config import ShardConfig
 from shard_fixtures import QUARANTINE, make_media, make_samples
 

@@ -10,10 +10,10 @@ import pytest
 import webdataset as wds
 from shard_fixtures import QUARANTINE, make_curated, make_media, make_samples, small_shards
 
-from pipelines.dataset_writer import write_dataset
-from pipelines.manifest import read_manifest
-from pipelines.shard_index import SampleReader, iter_tar_members, iter_tar_samples, read_index
-from pipelines.shard_writer import ShardWriter, sha256_file
+from pipelines.dataset.writer import write_dataset
+from pipelines.dataset.manifest import read_manifest
+from pipelines.dataset.shard_index import SampleReader, iter_tar_members, iter_tar_samples, read_index
+from pipelines.dataset.shard_writer import ShardWriter, sha256_file
 from schemas import SchemaError, from_json
 from schemas.config import ShardConfig
 from schemas.dataset_format import shard_index_name

@@ -8,12 +8,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.catalog import fill_storage_columns, query, write_catalog
-from pipelines.dataset_io import DatasetLocation, as_location
-from pipelines.energon_meta import write_energon_meta
-from pipelines.manifest import read_manifest, write_manifest
-from pipelines.shard_index import SampleReader
-from pipelines.shard_writer import ShardWriter, prune_shards
+from pipelines.dataset.catalog import fill_storage_columns, query, write_catalog
+from pipelines.dataset.location import DatasetLocation, as_location
+from pipelines.dataset.energon_meta import write_energon_meta
+from pipelines.dataset.manifest import read_manifest, write_manifest
+from pipelines.dataset.shard_index import SampleReader
+from pipelines.dataset.shard_writer import ShardWriter, prune_shards
 from schemas.catalog_tables import SCHEMAS
 from schemas.config import ShardConfig
 from schemas.dataset_format import CATALOG_DIR, MANIFEST_FILE, SCHEMA_VERSION, Manifest

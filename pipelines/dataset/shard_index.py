@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 import pyarrow.parquet as pq
 
-from pipelines.dataset_io import DatasetLocation, as_location
+from pipelines.dataset.location import DatasetLocation, as_location
 from schemas.catalog_tables import SHARD_INDEX
 from schemas.dataset_format import SHARDS_DIR, shard_index_name, split_member
 from schemas.validation import SchemaError

@@ -3,12 +3,12 @@
 import pytest
 from shard_fixtures import QUARANTINE, make_media, make_samples, small_shards
 
-from pipelines.catalog import query
-from pipelines.dataset_validate import validate_dataset
-from pipelines.dataset_writer import write_dataset
-from pipelines.manifest import read_manifest
-from pipelines.shard_index import SampleReader
-from pipelines.subset import subset_dataset
+from pipelines.dataset.catalog import query
+from pipelines.dataset.validate import validate_dataset
+from pipelines.dataset.writer import write_dataset
+from pipelines.dataset.manifest import read_manifest
+from pipelines.dataset.shard_index import SampleReader
+from pipelines.dataset.subset import subset_dataset
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.dataset_io import DatasetLocation, as_location
+from pipelines.dataset.location import DatasetLocation, as_location
 from schemas.catalog_tables import SCHEMAS
 from schemas.dataset_format import CATALOG_DB, CATALOG_DIR, CATALOG_TABLES, SHARDS_DIR
 from schemas.dialogue import MEMORY_TYPES, CuratedSample, Sample

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.dataset_io import DatasetLocation, as_location
+from pipelines.dataset.location import DatasetLocation, as_location
 from schemas import from_json, to_json
 from schemas.dataset_format import MANIFEST_FILE, Manifest
 

@@ -13,8 +13,8 @@ from typing import BinaryIO, Self
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.dataset_io import DatasetLocation, as_location
-from pipelines.energon_meta import sample_offsets_name, write_sample_offsets
+from pipelines.dataset.location import DatasetLocation, as_location
+from pipelines.dataset.energon_meta import sample_offsets_name, write_sample_offsets
 from schemas import to_json
 from schemas.catalog_tables import SHARD_INDEX
 from schemas.config import ShardConfig

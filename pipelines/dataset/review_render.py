@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from pipelines.catalog import query
-from pipelines.dataset_io import DatasetLocation, as_location
-from pipelines.manifest import read_manifest
-from pipelines.shard_index import SampleReader
+from pipelines.dataset.catalog import query
+from pipelines.dataset.location import DatasetLocation, as_location
+from pipelines.dataset.manifest import read_manifest
+from pipelines.dataset.shard_index import SampleReader
 from schemas import from_json
 from schemas.dataset_format import SAMPLE_JSON
 from schemas.dialogue import MEMORY_TYPES, ContentPart, Message, Sample, Turn

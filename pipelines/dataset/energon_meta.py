@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import yaml
 
-from pipelines.dataset_io import DatasetLocation
+from pipelines.dataset.location import DatasetLocation
 from schemas.dataset_format import NV_META_DIR, SHARDS_DIR, SPLIT, ShardEntry
 
 INFO_FILE = ".info.json"
