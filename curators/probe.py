@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
 import subprocess
 from functools import lru_cache
@@ -93,8 +94,14 @@ def iso_bmff_problem(path: str | Path, size: int) -> str | None:
 
 
 @lru_cache(maxsize=1)
-def ffmpeg_decoders() -> frozenset[str]:
-    """Names of the decoders this ffmpeg build has."""
+def ffmpeg_decodable_codecs() -> frozenset[str]:
+    """Names of the codecs this ffmpeg decodes as decode runs it, as ffprobe names a stream's codec.
+
+    A decoder and its codec are named apart (decoder ``msmpeg4`` decodes codec ``msmpeg4v3``, ``amrnb``
+    decodes ``amr_nb``, ``libdav1d`` ``av1``): ``ffmpeg -decoders`` adds ``(codec X)`` where they differ.
+    A decoder flagged experimental does not count: ffmpeg refuses it without ``-strict experimental``.
+    The ffmpeg CLI is asked (once per process) because it is what decodes; PyAV bundles another build.
+    """
     out = subprocess.run(["ffmpeg", "-hide_banner", "-decoders"], capture_output=True, text=True, check=False,
                          timeout=30).stdout
     names = set()
@@ -104,8 +111,10 @@ def ffmpeg_decoders() -> frozenset[str]:
             started = True
             continue
         parts = line.split()
-        if started and len(parts) >= 2:
-            names.add(parts[1])
+        if not started or len(parts) < 2 or len(parts[0]) < 4 or parts[0][3] == "X":
+            continue
+        codec = re.search(r"\(codec (\S+)\)$", line.rstrip())
+        names.add(codec.group(1) if codec else parts[1])
     return frozenset(names)
 
 
@@ -141,13 +150,13 @@ def _rate(text: str | None) -> float | None:
 
 
 def _codec_refusal(streams: list[dict]) -> Refusal | None:
-    decoders = ffmpeg_decoders()
+    decodable = ffmpeg_decodable_codecs()
     for stream in streams:
         codec = stream.get("codec_name")
         if not codec or codec == "none":
             return Refusal("unsupported_codec", f"stream {stream.get('index')} has an unknown codec "
                                                 f"(tag {stream.get('codec_tag_string', '?')})")
-        if decoders and codec not in decoders:
+        if decodable and codec not in decodable:
             return Refusal("unsupported_codec", f"no decoder for {codec}")
     return None
 
@@ -162,8 +171,12 @@ def asset_from_probe(uri: str, ext: str, info: dict, sha256: str, size: int, pol
     audio = [s for s in streams if s.get("codec_type") == "audio"]
     if not video and not audio:
         raise Refusal("no_streams", f"{fmt.get('format_name', '?')} container without audio or video streams")
-    if len(streams) > policy.max_streams:
-        raise Refusal("too_large", f"{len(streams)} streams, policy allows {policy.max_streams}")
+    # Only the streams a clip can use count: subtitle, data (timecode) and attachment (font) tracks are
+    # never decoded, so however many a file carries, they refuse nothing.
+    if len(video) + len(audio) > policy.max_streams:
+        raise Refusal("too_large", f"{len(video) + len(audio)} video and audio streams, "
+                                   f"policy allows {policy.max_streams}")
+    # a clip is cut from the first video stream (a cover picture aside) and the first audio stream
     refusal = _codec_refusal(video[:1] + audio[:1])
     if refusal:
         raise refusal

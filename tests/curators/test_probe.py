@@ -1,11 +1,15 @@
 """ffprobe preflight: good files become assets, every bad kind of file gets its own quarantine reason."""
 
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
-from media_fixtures import card_image, counter_video, subtitles_only_mkv, tone, truncated_copy, unknown_codec_wav
+from media_fixtures import (card_image, counter_video, ffmpeg, subtitles_only_mkv, tone, truncated_copy,
+                            unknown_codec_wav)
 
-from curators.probe import iso_bmff_problem, probe_source, sniff_container
+from curators.decode import VideoFrames
+from curators.probe import Refusal, asset_from_probe, iso_bmff_problem, probe_source, sniff_container
 from schemas.config import ProbePolicy
 from schemas.media import MediaAsset, QuarantineRecord
 
@@ -74,3 +78,82 @@ def test_sniff_names_container_families():
     assert sniff_container(b"\x1a\x45\xdf\xa3\x01") == "matroska"
     assert sniff_container(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "webp"
     assert sniff_container(b"hello world, plain text") is None
+
+
+def ffmpeg_listing(option: str) -> list[str]:
+    out = subprocess.run(["ffmpeg", "-hide_banner", option], capture_output=True, text=True, check=True).stdout
+    return out.split("------", 1)[1].splitlines()
+
+
+def video_and_audio_decoders() -> dict[str, tuple[str, str]]:
+    """Each video and audio decoder of this ffmpeg, by ``ffmpeg -codecs`` (another listing than the probe
+    reads): its stream type and the codec it decodes, which is what ffprobe reports for a stream."""
+    decoders = {}
+    for row in ffmpeg_listing("-codecs"):
+        parts = row.split()
+        if len(parts) >= 2 and parts[0][0] == "D" and parts[0][2] in "VA":
+            listed = re.search(r"\(decoders: ([^)]*)\)", row)
+            for decoder in listed.group(1).split() if listed else [parts[1]]:
+                decoders[decoder] = ("video" if parts[0][2] == "V" else "audio", parts[1])
+    return decoders
+
+
+def experimental_decoders() -> set[str]:
+    return {row.split()[1] for row in ffmpeg_listing("-decoders") if row.split() and row.split()[0][3:4] == "X"}
+
+
+def one_stream_report(codec_type: str, codec: str) -> dict:
+    """What ffprobe reports for a one-second file whose only stream is in ``codec``."""
+    stream = {"index": 0, "codec_type": codec_type, "codec_name": codec}
+    stream.update({"width": 64, "height": 48, "avg_frame_rate": "10/1"} if codec_type == "video"
+                  else {"sample_rate": "16000", "channels": 1})
+    return {"format": {"format_name": "matroska,webm", "duration": "1.0"}, "streams": [stream]}
+
+
+def test_every_codec_this_ffmpeg_decodes_is_accepted():
+    decoders = video_and_audio_decoders()
+    experimental = experimental_decoders()
+    assert decoders["msmpeg4"] == ("video", "msmpeg4v3") and len(decoders) > 100
+    usable = {codec for decoder, (_, codec) in decoders.items() if decoder not in experimental}
+    verdicts = {}
+    for decoder, (codec_type, codec) in sorted(decoders.items()):
+        try:
+            asset_from_probe("x.mkv", "mkv", one_stream_report(codec_type, codec), "0" * 64, 1, POLICY)
+            verdicts[codec] = "accepted"
+        except Refusal as refusal:
+            verdicts[codec] = refusal.detail
+    # ffmpeg refuses an experimental decoder unless told -strict experimental, which decode never is
+    assert verdicts == {codec: "accepted" if codec in usable else f"no decoder for {codec}" for codec in verdicts}
+    with pytest.raises(Refusal, match="no decoder for no_such_codec") as unknown:
+        asset_from_probe("x.mkv", "mkv", one_stream_report("video", "no_such_codec"), "0" * 64, 1, POLICY)
+    assert unknown.value.reason == "unsupported_codec"
+
+
+def test_msmpeg4v3_avi_is_accepted(tmp_path: Path):
+    # ffmpeg's encoder for the msmpeg4v3 codec is named msmpeg4
+    path = counter_video(tmp_path / "old.avi", seconds=1.0, vcodec="msmpeg4", acodec="mp3")
+    asset = probe_source(str(path), POLICY)
+    assert isinstance(asset, MediaAsset), asset
+    assert (asset.kind, asset.container, asset.video_codec, asset.audio_codec) == ("video", "avi", "msmpeg4v3", "mp3")
+    assert len(VideoFrames(str(path))) == 10
+
+
+def test_subtitle_data_and_attachment_streams_never_refuse_a_file(tmp_path: Path):
+    video = counter_video(tmp_path / "v.mp4", seconds=1.0)
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n")
+    (tmp_path / "notes.txt").write_text("not a font")
+    # more streams than the policy allows, all but two of them subtitle tracks or an attachment
+    tracks = [arg for _ in range(POLICY.max_streams) for arg in ("-map", "1:0")]
+    ffmpeg("-i", str(video), "-i", str(srt), "-map", "0:v", "-map", "0:a", *tracks, "-c:v", "copy", "-c:a", "copy",
+           "-c:s", "srt", "-attach", str(tmp_path / "notes.txt"), "-metadata:s:t", "mimetype=text/plain",
+           str(tmp_path / "subs.mkv"))
+    # a timecode (data) track and a mov_text subtitle track
+    ffmpeg("-i", str(video), "-i", str(srt), "-map", "0", "-map", "1", "-c:v", "copy", "-c:a", "copy",
+           "-c:s", "mov_text", "-timecode", "00:00:00:00", str(tmp_path / "tc.mp4"))
+    for name in ("subs.mkv", "tc.mp4"):
+        asset = probe_source(str(tmp_path / name), POLICY)
+        assert isinstance(asset, MediaAsset), asset
+        assert (asset.kind, asset.video_codec, asset.audio_codec) == ("video", "h264", "aac")
+    assert reason(probe_source(str(tmp_path / "subs.mkv"), ProbePolicy(max_streams=1))) == "too_large"
+    assert reason(probe_source(str(subtitles_only_mkv(tmp_path / "only.mkv")), POLICY)) == "no_streams"
