@@ -11,11 +11,11 @@ from pathlib import Path
 
 from curators.dialogue_plan import PLANNER_VERSION
 from curators.dialogue_write import WrittenDialogue
-from curators.tiling import tile_count
 from schemas.config import DecodeConfig
 from schemas.dataset_format import SCHEMA_VERSION, check_key
 from schemas.dialogue import CuratedSample, Dialogue, Lineage, Sample, SourceSpan, TokenEstimate
 from schemas.media import AnnotatedClip
+from schemas.tiling import tile_count
 from schemas.token_accounting import TokenAccounting
 from schemas.validation import to_json
 

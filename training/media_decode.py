@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import torch
+
+from schemas.tiling import grid_of_tile_count, tile_count
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -79,25 +80,6 @@ def normalise_tiles(tiles: torch.Tensor) -> torch.Tensor:
     return (tiles.float() / 255.0 - mean) / std
 
 
-def tile_grid(width: int, height: int, tiles: int) -> tuple[int, int]:
-    """(columns, rows) of a grid of ``tiles - 1`` cells (``tiles`` when 1) whose shape is closest to the image's."""
-    cells = tiles - 1 if tiles > 1 else 1
-    aspect = width / max(height, 1)
-    pairs = [(c, cells // c) for c in range(1, cells + 1) if cells % c == 0]
-    return min(pairs, key=lambda cr: (abs(math.log(cr[0] / cr[1]) - math.log(aspect)), -cr[0]))
-
-
-def dynamic_tile_count(width: int, height: int, max_tiles: int) -> int:
-    """InternVL-style tile count: the grid of at most ``max_tiles`` cells closest in shape, plus a thumbnail."""
-    aspect = width / max(height, 1)
-    grids = [(c, r) for c in range(1, max_tiles + 1) for r in range(1, max_tiles + 1) if c * r <= max_tiles]
-    area = width * height
-    best = min(grids, key=lambda cr: (abs(math.log(cr[0] / cr[1]) - math.log(aspect)),
-                                      -(cr[0] * cr[1]) if area > 0.5 * 448 * 448 * cr[0] * cr[1] else cr[0] * cr[1]))
-    cells = best[0] * best[1]
-    return cells + 1 if cells > 1 else 1
-
-
 def decode_image(data: bytes, tiles: int | None, config: MediaDecodeConfig, alloc: Allocate = new_tensor
                  ) -> DecodedVisual:
     """An image as ``tiles`` tiles: a grid of ``tiles - 1`` cells plus a whole-image thumbnail (one tile when 1)."""
@@ -111,13 +93,13 @@ def decode_image(data: bytes, tiles: int | None, config: MediaDecodeConfig, allo
         raise MediaDecodeError(f"image: {exc}") from None
     size = config.tile_size
     if tiles is None:
-        tiles = dynamic_tile_count(img.width, img.height, config.max_tiles)
+        tiles = tile_count(img.width, img.height, size, config.max_tiles)
     if tiles < 1:
         raise MediaDecodeError(f"image: tile count {tiles} < 1")
     tensor = alloc((tiles, 3, size, size), torch.uint8)
     out = tensor.numpy()
     if tiles > 1:
-        cols, rows = tile_grid(img.width, img.height, tiles)
+        cols, rows = grid_of_tile_count(img.width, img.height, tiles, size)
         grid = img.resize((cols * size, rows * size), Image.BICUBIC)
         for c, plane in enumerate(_planes(grid)):
             # [rows*size, cols*size] -> [rows*cols, size, size], cells in row-major order

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from training.media_decode import (MediaDecodeConfig, MediaDecodeError, decode_audio, decode_image, decode_video,
-                                   dynamic_tile_count, mel_extractor, normalise_tiles, whisper_log_mel)
+                                   mel_extractor, normalise_tiles, whisper_log_mel)
 
 
 @pytest.mark.parametrize("samples", [1, 100, 16_000, 20_800, 16_000 * 29 + 5, 480_000])
@@ -24,9 +24,15 @@ def test_image_gives_the_recorded_tile_count(media_bytes, tiles):
     assert red > 1.0  # the test image is red: well above the ImageNet mean after normalisation
 
 
-def test_dynamic_tile_count_without_a_record():
-    assert dynamic_tile_count(448, 448, 12) == 1
-    assert dynamic_tile_count(1792, 448, 12) == 5  # a 4x1 grid plus the thumbnail
+@pytest.mark.parametrize("size,tiles", [((448, 448), 1), ((1792, 448), 5), ((212, 474), 11)])
+def test_without_a_record_the_image_gets_the_dynamic_tiling(size, tiles):
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 10, 10)).save(buf, "PNG")
+    assert decode_image(buf.getvalue(), None, MediaDecodeConfig()).tiles.shape[0] == tiles  # 4x1, 2x5 + thumbnail
 
 
 def test_video_frames_and_long_audio_windows(media_bytes):
@@ -43,13 +49,12 @@ def test_undecodable_bytes_raise_a_skip_error():
         decode_audio(b"junk", MediaDecodeConfig())
 
 
-@pytest.mark.parametrize("size,tiles", [((600, 300), 3), ((300, 900), 4), ((1000, 1000), 5), ((90, 60), 1)])
-def test_image_tiles_are_the_grid_cells_in_row_order_then_the_whole_image(size, tiles):
+@pytest.mark.parametrize("size,tiles,grid", [((600, 300), 3, (2, 1)), ((300, 900), 4, (1, 3)), ((1000, 1000), 5, (2, 2)),
+                                            ((212, 474), 11, (2, 5)), ((90, 60), 1, None)])
+def test_image_tiles_are_the_grid_cells_in_row_order_then_the_whole_image(size, tiles, grid):
     import io
 
     from PIL import Image
-
-    from training.media_decode import tile_grid
 
     img = Image.fromarray(np.random.default_rng(tiles).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
     buf = io.BytesIO()
@@ -57,9 +62,9 @@ def test_image_tiles_are_the_grid_cells_in_row_order_then_the_whole_image(size, 
     got = decode_image(buf.getvalue(), tiles, MediaDecodeConfig()).tiles
     crops = []
     if tiles > 1:
-        cols, rows = tile_grid(*size, tiles)
-        grid = img.resize((cols * 448, rows * 448), Image.BICUBIC)
-        crops = [grid.crop((c * 448, r * 448, (c + 1) * 448, (r + 1) * 448)) for r in range(rows) for c in range(cols)]
+        cols, rows = grid
+        resized = img.resize((cols * 448, rows * 448), Image.BICUBIC)
+        crops = [resized.crop((c * 448, r * 448, (c + 1) * 448, (r + 1) * 448)) for r in range(rows) for c in range(cols)]
     crops.append(img.resize((448, 448), Image.BICUBIC))
     want = torch.from_numpy(np.stack([np.asarray(c) for c in crops])).permute(0, 3, 1, 2)
     assert got.is_contiguous() and torch.equal(got, want)
