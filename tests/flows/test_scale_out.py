@@ -1,84 +1,120 @@
-"""The same curate flow on a two-node Ray cluster (head + worker started here): work runs on both nodes."""
+"""The curate flow on two Ray nodes whose worker node cannot see the driver's local directories (as a second machine
+could not), reading sources from and writing the dataset to an ``s3://`` bucket: no source fails, both nodes work, and
+the dataset is byte-identical to a one-node run of the same input, config and seed."""
 
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
-import psutil
+import fsspec
 import pytest
-from ports import free_port
+from object_stores import s3_emulator
+from ray_cluster import HEAD, WORKER, NodeActivity, processes_naming, stop, two_node_cluster
 
+from flows.curate_flow import REPORT_FILE
+from pipelines.dataset.manifest import read_manifest
 from pipelines.dataset.validate import validate_dataset
+from schemas.dataset_format import CATALOG_DB
 
-RAY = str(Path(sys.executable).with_name("ray"))
-STAGE_WORKERS = ("ray::DecodeActor", "ray::probe_task", "ray::visual_task", "ray::AsrActor")
-
-
-def _cluster_processes(temp_dir: str, port: int) -> list[psutil.Process]:
-    """The cluster's daemons name its temp dir; its Ray client server names only the head's port."""
-    return [proc for proc in psutil.process_iter(["cmdline"])
-            if any(temp_dir in part or part.endswith(f":{port}") for part in proc.info["cmdline"] or [])]
+REPO = Path(__file__).resolve().parents[2]
+BUCKET = "omnicurate"
+NOT_COMPARED = {REPORT_FILE, CATALOG_DB}
+"""Rendered views whose bytes may differ between runs (the report's plots, DuckDB's file); the data they show is
+in the compared Parquet and tars."""
+WORK_DIR = ".work/"
+"""The run's ledger and staging beside the dataset: bookkeeping of how the run went, not the dataset."""
+CURATE_CONFIG = "partitions: 2\n"
+"""Fixed partitions, so the output cannot depend on how many nodes ran it."""
 
 
 @pytest.fixture
-def two_node_cluster(tmp_path):
-    # a private temp dir names every process of this cluster, so teardown stops these and nothing else
-    temp_dir = f"/tmp/ocs-{os.getpid()}"
-    port = free_port()
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
-    common = ["--num-cpus=1", "--disable-usage-stats"]
-    subprocess.run([RAY, "start", "--head", f"--port={port}", "--node-name=head-node", "--include-dashboard=false",
-                    f"--temp-dir={temp_dir}", *common], env=env, check=True, capture_output=True, timeout=180)
-    try:
-        subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", "--node-name=worker-node", *common],
-                       env=env, check=True, capture_output=True, timeout=180)
-        raylets = {}
-        for proc in _cluster_processes(temp_dir, port):
-            cmd = " ".join(proc.cmdline())
-            if "/raylet " in cmd or cmd.split()[0].endswith("/raylet"):
-                name = "head-node" if "node-name=head-node" in cmd or "node_name=head-node" in cmd else "worker-node"
-                raylets[proc.pid] = name
-        assert sorted(raylets.values()) == ["head-node", "worker-node"], raylets
-        yield f"127.0.0.1:{port}", raylets, env
-    finally:
-        procs = _cluster_processes(temp_dir, port)
-        for proc in procs:
-            for child in proc.children(recursive=True):
-                child.kill()
-            proc.kill()
-        psutil.wait_procs(procs, timeout=10)
+def s3_endpoint():
+    with s3_emulator(BUCKET) as endpoint:
+        yield endpoint
 
 
-def test_curate_runs_on_head_and_worker_nodes(tmp_path, two_node_cluster):
+@pytest.fixture
+def driver_env(tmp_path, s3_endpoint):
+    """The head machine's environment: node-local HOME and TMPDIR (so default scratch such as ``~/.cache`` and
+    fetched copies land there), and the S3 server for fsspec. The worker node gets the same variables, so its HOME
+    and TMPDIR are the same paths on its own, empty tmpfs."""
+    return dict(os.environ, HOME=str(tmp_path / "home"), TMPDIR=str(tmp_path / "tmp"),
+                PREFECT_HOME=str(tmp_path / "prefect"), FSSPEC_S3_ENDPOINT_URL=s3_endpoint,
+                AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+
+
+@pytest.fixture
+def cluster(tmp_path, driver_env):
+    """Head and worker node; the worker's view of ``tmp_path`` (the driver's every local file) is an empty tmpfs."""
+    with two_node_cluster(hidden=tmp_path, env=driver_env,
+                          private_dirs=(Path(driver_env["HOME"]), Path(driver_env["TMPDIR"]))) as started:
+        yield started
+
+
+def _upload_corpus(tmp_path: Path) -> str:
     from curators.corpus_synth import synth_corpus
 
-    address, raylets, env = two_node_cluster
-    corpus, out = tmp_path / "corpus", tmp_path / "dataset"
+    corpus = tmp_path / "corpus"
     synth_corpus(corpus, seed=2, videos=2, audio=1, images=2)
-    nodes_seen: set[str] = set()
-    done = threading.Event()
+    fs = fsspec.filesystem("s3")
+    for path in sorted(corpus.iterdir()):
+        fs.put_file(str(path), f"{BUCKET}/corpus/{path.name}")
+    return f"s3://{BUCKET}/corpus"
 
-    def watch():
-        while not done.is_set():
-            for proc in psutil.process_iter(["ppid", "cmdline"]):
-                cmd = " ".join(proc.info["cmdline"] or [])
-                if proc.info["ppid"] in raylets and cmd.startswith(STAGE_WORKERS):
-                    nodes_seen.add(raylets[proc.info["ppid"]])
-            time.sleep(0.05)
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    run_env = dict(env, PREFECT_HOME=str(tmp_path / "prefect"))
-    try:
-        result = subprocess.run([sys.executable, "-m", "flows.cli", "curate", "--input", str(corpus), "--out", str(out),
-                                 "--ray-address", address, "--no-summary"], env=run_env, capture_output=True,
-                                text=True, timeout=600, check=False)
-    finally:
-        done.set()
-        watcher.join()
+def _curate(env: dict[str, str], config: Path, source: str, out: str, address: str | None) -> str:
+    """Run ``omnicurate curate`` in a fresh process; returns its output."""
+    cmd = [sys.executable, "-m", "flows.cli", "curate", "--config", str(config), "--input", source, "--out", out,
+           "--no-summary", *(["--ray-address", address] if address else [])]
+    result = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert nodes_seen == {"head-node", "worker-node"}
-    assert validate_dataset(str(out)) == []
+    return result.stdout + result.stderr
+
+
+def _dataset_digests(url: str) -> dict[str, str]:
+    """sha256 of every object of the dataset at ``url`` but the work dir and the rendered views, by relative name."""
+    fs = fsspec.filesystem("s3")
+    root = url.removeprefix("s3://").rstrip("/") + "/"
+    digests = {}
+    for key in fs.find(root):
+        name = key.removeprefix(root)
+        if name.startswith(WORK_DIR) or name in NOT_COMPARED:
+            continue
+        digests[name] = hashlib.sha256(fs.cat_file(key)).hexdigest()
+    return digests
+
+
+def _assert_committed_whole(url: str, log: str) -> None:
+    manifest = read_manifest(url)
+    failures = "\n".join([line for line in log.splitlines() if "failed" in line][:10])
+    assert manifest.counts.get("failed_sources") == 0, f"{manifest.counts}\n{failures}"
+    assert manifest.total_samples > 0, manifest.counts
+    assert validate_dataset(url) == []
+
+
+def test_two_nodes_make_the_one_node_dataset(tmp_path, driver_env, cluster):
+    source = _upload_corpus(tmp_path)
+    config = tmp_path / "curate.yaml"
+    config.write_text(CURATE_CONFIG)
+    two_node, one_node = f"s3://{BUCKET}/two-node", f"s3://{BUCKET}/one-node"
+
+    with NodeActivity(cluster.raylets).watching() as activity:
+        log = _curate(cluster.env, config, source, two_node, cluster.address)
+    assert set(activity.seen) == {HEAD, WORKER}, activity.seen
+    _assert_committed_whole(two_node, log)
+
+    # a local Ray in the driver, under a short temp root of its own (TMPDIR's would overflow a socket path)
+    local_ray = f"/tmp/ocs-{os.getpid()}-local"
+    try:
+        log = _curate(driver_env | {"RAY_TMPDIR": local_ray}, config, source, one_node, None)
+    finally:
+        stop(processes_naming(local_ray))
+        shutil.rmtree(local_ray, ignore_errors=True)
+    _assert_committed_whole(one_node, log)
+
+    two, one = _dataset_digests(two_node), _dataset_digests(one_node)
+    assert sorted(two) == sorted(one)
+    assert [name for name in sorted(two) if two[name] != one[name]] == []
