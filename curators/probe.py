@@ -1,4 +1,4 @@
-"""ffprobe preflight: accept a source as a MediaAsset or refuse it with a quarantine reason."""
+"""Media preflight (ffprobe, PyAV for still images): accept a source as a MediaAsset or refuse it with a reason."""
 
 from __future__ import annotations
 
@@ -20,6 +20,17 @@ ISO_BMFF_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide"
 # Image codecs that ffprobe reports for still pictures.
 IMAGE_CODECS = frozenset({"mjpeg", "png", "webp", "jpegls", "bmp", "tiff", "gif"})
 STAGE = "probe"
+# Still PNG and JPEG files are probed in-process with PyAV, as a process per file costs far more than the
+# probe (about 60 ms a file against under 1 ms, bench/bench_probe.py): their demuxers read one header, the
+# stream info needs one frame decoded by two of libavcodec's most fuzzed decoders, and the caps below,
+# checked on the header (read by PIL) before libav sees the file, bound the work and memory. Everything
+# else keeps the ffprobe subprocess and its timeout, so that a hang or a native crash costs one file: video
+# and audio demuxers read and decode as much as the file makes them (stream info over seconds of media,
+# index rebuilds, duration scans), and their files cost far more to decode than a process does. WebP stays
+# there too: PyAV's newer libavcodec reads animated WebP, which this ffmpeg does not.
+IN_PROCESS_FAMILIES = frozenset({"png", "jpeg"})
+IN_PROCESS_MAX_BYTES = 16 * 1024**2
+IN_PROCESS_MAX_PIXELS = 8192 * 8192
 
 
 class Refusal(Exception):
@@ -132,6 +143,55 @@ def run_ffprobe(path: str | Path, timeout_s: float) -> dict:
         return json.loads(done.stdout or "{}")
     except json.JSONDecodeError:
         raise Refusal("decode_error", "ffprobe printed invalid JSON") from None
+
+
+def header_pixels(path: str | Path) -> int | None:
+    """Width x height that a PNG or JPEG header declares (PIL reads the header only), or None."""
+    from PIL import Image
+
+    try:
+        with Image.open(path, formats=("PNG", "JPEG")) as image:
+            width, height = image.size
+    except (OSError, Image.DecompressionBombError):
+        return None
+    return width * height
+
+
+def pyav_image_report(path: str | Path, timeout_s: float) -> dict | None:
+    """ffprobe's report of a still image (format name, the stream's codec and frame size), read in-process
+    by PyAV; None where PyAV cannot answer for sure (an error, a stream that is not video, no frame size)."""
+    import av
+
+    try:
+        with av.open(str(path), timeout=timeout_s) as container:
+            streams = []
+            for stream in container.streams:
+                context = stream.codec_context
+                if stream.type != "video" or context is None or not (context.width and context.height):
+                    return None
+                attached_pic = bool(stream.disposition & av.stream.Disposition.attached_pic)
+                streams.append({"index": stream.index, "codec_type": "video",
+                                "codec_name": context.codec.canonical_name, "width": context.width,
+                                "height": context.height, "disposition": {"attached_pic": int(attached_pic)}})
+            fmt = {"format_name": container.format.name}
+            if container.duration is not None:
+                fmt["duration"] = f"{container.duration / av.time_base:.6f}"
+    except av.error.FFmpegError:
+        return None
+    return {"format": fmt, "streams": streams} if streams else None
+
+
+def probe_report(path: str | Path, family: str, size: int, policy: ProbePolicy) -> dict:
+    """ffprobe's report of a file: read in-process where that is safe (see IN_PROCESS_FAMILIES), else by
+    ffprobe; a file that in-process probing cannot answer for goes to ffprobe too. Raises Refusal."""
+    if family in IN_PROCESS_FAMILIES and size <= IN_PROCESS_MAX_BYTES:
+        pixels = header_pixels(path)
+        # over the policy's limit it is refused all the same, by ffprobe's figures, out of this process
+        if pixels is not None and pixels <= min(policy.max_pixels, IN_PROCESS_MAX_PIXELS):
+            report = pyav_image_report(path, policy.probe_timeout_s)
+            if report is not None:
+                return report
+    return run_ffprobe(path, policy.probe_timeout_s)
 
 
 def _float(value, default: float = 0.0) -> float:
@@ -249,7 +309,7 @@ def probe_file(path: str | Path, policy: ProbePolicy, *, uri: str | None = None,
             problem = iso_bmff_problem(path, size)
             if problem:
                 raise Refusal("truncated", problem)
-        info = run_ffprobe(path, policy.probe_timeout_s)
+        info = probe_report(path, family, size, policy)
         return asset_from_probe(uri, ext, info, sha, size, policy, metadata)
     except Refusal as refusal:
         return QuarantineRecord(uri=uri, reason=refusal.reason, detail=refusal.detail, stage=STAGE,

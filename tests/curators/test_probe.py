@@ -157,3 +157,90 @@ def test_subtitle_data_and_attachment_streams_never_refuse_a_file(tmp_path: Path
         assert (asset.kind, asset.video_codec, asset.audio_codec) == ("video", "h264", "aac")
     assert reason(probe_source(str(tmp_path / "subs.mkv"), ProbePolicy(max_streams=1))) == "too_large"
     assert reason(probe_source(str(subtitles_only_mkv(tmp_path / "only.mkv")), POLICY)) == "no_streams"
+
+
+def still_images(folder: Path) -> list[Path]:
+    """PNG and JPEG files of the kinds a corpus holds: colour models, bit depths, progressive, EXIF, misnamed."""
+    from PIL import Image
+
+    base = Image.open(card_image(folder / "card.png", size=(320, 200))).convert("RGB")
+    paths = [folder / "card.png"]
+
+    def save(name: str, image: Image.Image, **options) -> None:
+        image.save(folder / name, **options)
+        paths.append(folder / name)
+
+    save("rgba.png", base.convert("RGBA"))
+    save("palette.png", base.convert("P"))
+    save("grey.png", base.convert("L"))
+    save("deep.png", base.convert("I;16"))
+    save("odd.png", base.resize((1, 7)))
+    save("corpus.jpg", base, quality=92)
+    save("progressive.jpeg", base, quality=80, progressive=True)
+    save("grey.jpg", base.convert("L"))
+    save("cmyk.jpg", base.convert("CMYK"))
+    save("full_chroma.jpg", base, subsampling=0)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: the stored size is what both report
+    save("rotated.jpg", base, exif=exif)
+    save("png_named.jpg", base, format="PNG")
+    save("large.jpg", base.resize((1920, 1080)))
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64", "-frames:v", "1", "-pix_fmt", "yuvj422p",
+           str(folder / "ffmpeg.jpg"))
+    paths.append(folder / "ffmpeg.jpg")
+    return paths
+
+
+def broken_images(folder: Path, good: list[Path]) -> list[Path]:
+    paths = [truncated_copy(path, folder / f"cut{round(keep * 100)}_{path.name}", keep)
+             for path in good[:1] + good[6:8] for keep in (0.05, 0.5, 0.9)]
+    (folder / "signature.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (folder / "soi.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 200)
+    return [*paths, folder / "signature.png", folder / "soi.jpg"]
+
+
+@pytest.fixture
+def ffprobe_calls(monkeypatch) -> list[str]:
+    import curators.probe as probe
+
+    calls = []
+    real = probe.run_ffprobe
+
+    def counted(path, timeout_s):
+        calls.append(Path(path).name)
+        return real(path, timeout_s)
+
+    monkeypatch.setattr(probe, "run_ffprobe", counted)
+    return calls
+
+
+def probe_by_ffprobe(monkeypatch, path: Path, policy: ProbePolicy = POLICY):
+    with monkeypatch.context() as patch:
+        patch.setattr("curators.probe.IN_PROCESS_FAMILIES", frozenset())
+        return probe_source(str(path), policy)
+
+
+def test_still_images_are_probed_in_process_as_ffprobe_reports_them(tmp_path: Path, monkeypatch, ffprobe_calls):
+    images = still_images(tmp_path)
+    ours = {path.name: probe_source(str(path), POLICY) for path in images}
+    assert ffprobe_calls == []
+    theirs = {path.name: probe_by_ffprobe(monkeypatch, path) for path in images}
+    assert all(isinstance(asset, MediaAsset) for asset in theirs.values()), theirs
+    assert ours == theirs
+    assert {(asset.kind, asset.video_codec) for asset in ours.values()} == {("image", "png"), ("image", "mjpeg")}
+    assert (ours["deep.png"].container, ours["deep.png"].width, ours["deep.png"].height) == ("png_pipe", 320, 200)
+
+
+def test_bad_and_oversized_images_get_the_reasons_ffprobe_gives(tmp_path: Path, monkeypatch, ffprobe_calls):
+    broken = broken_images(tmp_path, still_images(tmp_path))
+    large = tmp_path / "large.jpg"
+    small = ProbePolicy(max_pixels=1920 * 1080 - 1)
+    ours = {path.name: probe_source(str(path), POLICY) for path in broken} | {"large": probe_source(str(large), small)}
+    left_to_ffprobe = set(ffprobe_calls)
+    theirs = {path.name: probe_by_ffprobe(monkeypatch, path) for path in broken}
+    theirs["large"] = probe_by_ffprobe(monkeypatch, large, small)
+    assert ours == theirs
+    assert reason(ours["large"]) == "too_large" and reason(ours["signature.png"]) == "decode_error"
+    # a cut JPEG still shows its frame size to both; what PyAV cannot size goes to ffprobe
+    assert isinstance(ours["cut90_corpus.jpg"], MediaAsset) and "cut90_corpus.jpg" not in left_to_ffprobe
+    assert {"large.jpg", "signature.png", "soi.jpg"} <= left_to_ffprobe
