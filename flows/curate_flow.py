@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from flows.prefect_env import prepare_prefect_env
 
@@ -29,39 +28,41 @@ def connect_ray(address: str | None) -> dict:
     return ensure_ray(address)
 
 
+@task(name="partitions", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_retry_transient)
+def partition_task(cfg: CurateConfig):
+    from pipelines.curate_run import plan_run
+
+    plan = plan_run(cfg)
+    get_run_logger().info("partitions: %d sources in %d partitions", plan.sources, plan.count)
+    return plan
+
+
 @task(name="media", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_retry_transient)
-def media_task(cfg: CurateConfig, progress: bool):
-    from pipelines.media_resume import run_media_resumable
-    from pipelines.run_ledger import RunLedger
+def media_task(cfg: CurateConfig, plan, progress: bool):
+    from pipelines.curate_run import check_failures, run_media_phase
 
-    outcome = run_media_resumable(cfg, RunLedger(Path(cfg.work_path) / "ledger"),
-                                  batch_size=cfg.batch_size, progress=progress)
-    get_run_logger().info("media: %d clips, %d quarantined, %d failed", len(outcome.clips),
-                          len(outcome.quarantine), len(outcome.failed))
-    return outcome
+    totals = run_media_phase(cfg, plan, progress)
+    get_run_logger().info("media: %d sources, %d clips, %d failed", totals.sources,
+                          sum(p.clips for p in totals.partitions), totals.failed)
+    check_failures(cfg, totals)
+    return totals
 
 
-@task(name="dialogues", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_retry_transient)
-def dialogue_task(cfg: CurateConfig, clips):
-    from pipelines.dialogue_stage import run_dialogue_stage
+@task(name="dedup", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_retry_transient)
+def dedup_task(cfg: CurateConfig, plan) -> int:
+    from pipelines.curate_run import run_dedup_phase
 
-    samples = run_dialogue_stage(clips, cfg)
-    kept = sum(s.kept for s in samples)
-    get_run_logger().info("dialogues: %d written, %d kept", len(samples), kept)
-    return samples
+    duplicates = run_dedup_phase(cfg, plan)
+    get_run_logger().info("dedup: %d clips are copies of media kept in another partition", duplicates)
+    return duplicates
 
 
 @task(name="shards", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_retry_transient)
-def shard_task(cfg: CurateConfig, samples, media, progress: bool):
-    from tqdm.auto import tqdm
+def shard_task(cfg: CurateConfig, plan, totals, duplicates: int, progress: bool):
+    from pipelines.curate_run import commit_run, run_commit_phase
 
-    from pipelines.dataset.writer import write_dataset
-    from pipelines.run_ledger import ledger_table
-
-    shown = tqdm(samples, desc="dialogues -> shards", unit="dialogue", disable=not progress)
-    manifest = write_dataset(cfg.output, shown, media.quarantine, shard=cfg.shard, config_hash=cfg.config_hash(),
-                             seed=cfg.seed, extra_tables={"ledger": ledger_table(media.ledger)},
-                             extra_counts=media.counters, reuse_committed=True)
+    fragments = run_commit_phase(cfg, plan, totals, progress)
+    manifest = commit_run(cfg, plan, totals, fragments, duplicates)
     get_run_logger().info("shards: %d committed, %d samples", len(manifest.shards), manifest.total_samples)
     return manifest
 
@@ -92,9 +93,10 @@ def curate_flow(config: dict, progress: bool = True) -> dict:
     logger = get_run_logger()
     logger.info("curate %s -> %s (config %s, seed %d)", cfg.input, cfg.output, cfg.config_hash(), cfg.seed)
     connect_ray(cfg.ray_address)
-    media = media_task(cfg, progress)
-    samples = dialogue_task(cfg, media.clips)
-    manifest = shard_task(cfg, samples, media, progress)
+    plan = partition_task(cfg)
+    totals = media_task(cfg, plan, progress)
+    duplicates = dedup_task(cfg, plan)
+    manifest = shard_task(cfg, plan, totals, duplicates, progress)
     report, figures = report_task(cfg)
     _publish_summary(cfg, manifest, report, figures)
     logger.info("dataset committed: %s (report %s)", cfg.output, report)

@@ -1,4 +1,8 @@
-"""The dialogue stage on Ray: plan, write, build, filter, deduplicate and speak samples over batches of plans."""
+"""One partition's dialogue stage: plan, write, build, filter, deduplicate and speak its samples.
+
+Template writing runs in the partition's own task (many partitions run at once); model-backed writers and
+the TTS live in actor pools the whole run shares, which get records and give back records and bytes.
+"""
 
 from __future__ import annotations
 
@@ -21,17 +25,10 @@ from schemas.media import AnnotatedClip
 log = logging.getLogger(__name__)
 
 PLANS_PER_TASK = 8
-"""Plans written and filtered by one Ray task; small enough to spread a demo corpus over two cores."""
+"""Plans written and filtered by one call to a writer actor."""
 SAMPLES_PER_SPEECH_CALL = 4
 MAX_CONSECUTIVE_SPEECH_FAILURES = 5
 """More failed renders than this in a row means a broken TTS set-up, not bad samples: the stage stops."""
-
-
-@dataclass(frozen=True, slots=True)
-class CuratedBatch:
-    samples: list[CuratedSample]
-    media_hashes: dict[str, int]
-    """Clip id -> perceptual hash of its image or first frame (clips without one are absent)."""
 
 
 def clip_media_hash(clip: AnnotatedClip) -> int | None:
@@ -66,15 +63,6 @@ def curate_plans(plans: list[DialoguePlan], clips: dict[str, AnnotatedClip], cfg
     return out
 
 
-def curate_batch(plans, clips, cfg, writer, pool) -> CuratedBatch:
-    hashes = {}
-    for cid in sorted({cid for p in plans for cid in p.clip_ids}):
-        h = clip_media_hash(clips[cid])
-        if h is not None:
-            hashes[cid] = h
-    return CuratedBatch(curate_plans(plans, clips, cfg, writer, pool), hashes)
-
-
 def deduplicate(samples: list[CuratedSample], media_hashes: dict[str, int]) -> list[CuratedSample]:
     """A near_duplicate verdict on every sample that passed the other filters, first copy kept."""
     index = NearDuplicateIndex()
@@ -90,12 +78,12 @@ def deduplicate(samples: list[CuratedSample], media_hashes: dict[str, int]) -> l
 
 
 def speak_samples(samples: list[CuratedSample], clips: dict[str, AnnotatedClip], cfg: CurateConfig, speaker,
-                  asr) -> list[CuratedSample]:
-    """Speak kept samples; their token estimate and budget verdict are redone with the speech counted."""
+                  asr, out_dir: str | Path) -> list[CuratedSample]:
+    """Speak kept samples into ``out_dir``; their token estimate and budget verdict are redone with the speech
+    counted."""
     from curators.speech import speak_sample
 
     budget = TokenBudgetFilter(cfg.tokens)
-    out_dir = Path(cfg.work_path) / "speech"
     out = []
     consecutive_failures = 0
     for s in samples:
@@ -124,14 +112,18 @@ def _clips_for(plans: list[DialoguePlan], clips: dict[str, AnnotatedClip]) -> di
     return {cid: clips[cid] for p in plans for cid in p.clip_ids}
 
 
-@functools.cache
-def _ray_parts():
-    """The stage's remote functions and actors, defined once per process (Ray exports each definition)."""
-    import ray
+@dataclass(frozen=True, slots=True)
+class DialogueActors:
+    """The run's writer and speech pools (empty when the template writer is used, or speech is off)."""
 
-    @ray.remote(num_cpus=1)
-    def template_batch(plans, clips, cfg, pool) -> CuratedBatch:
-        return curate_batch(plans, clips, cfg, make_writer(cfg.dialogue), pool)
+    writers: list
+    speakers: list
+
+
+@functools.cache
+def _actor_classes():
+    """The stage's actors, defined once per process (Ray exports each definition)."""
+    import ray
 
     @ray.remote(num_cpus=1)
     class WriterActor:
@@ -139,14 +131,15 @@ def _ray_parts():
 
         def __init__(self, cfg: CurateConfig):
             self.cfg = cfg
-            self.writer = make_writer(cfg.dialogue, str(Path(cfg.work_path) / "writer-cache"))
+            self.writer = make_writer(cfg.dialogue, writer_cache(cfg))
 
-        def curate(self, plans, clips, pool) -> CuratedBatch:
-            return curate_batch(plans, clips, self.cfg, self.writer, pool)
+        def curate(self, plans, clips, pool) -> list[CuratedSample]:
+            # the records' file paths are the caller's; writing and filtering read no media
+            return curate_plans(plans, clips, self.cfg, self.writer, pool)
 
     @ray.remote(num_cpus=1)
     class SpeechActor:
-        """Holds the TTS voice and the round-trip Whisper model."""
+        """Holds the TTS voice and the round-trip Whisper model; gives speech back as bytes."""
 
         def __init__(self, cfg: CurateConfig):
             from curators.speech import RoundTripAsr, make_speaker
@@ -155,45 +148,104 @@ def _ray_parts():
             self.speaker = make_speaker(cfg.speech.backend)
             self.asr = RoundTripAsr(cfg.asr.model_path, cfg.asr.device, cfg.asr.compute_type)
 
-        def speak(self, samples, clips) -> list[CuratedSample]:
-            return speak_samples(samples, clips, self.cfg, self.speaker, self.asr)
+        def speak(self, samples, clips) -> tuple[list[CuratedSample], dict[str, dict[str, bytes]]]:
+            import shutil
+            import tempfile
 
-    return ray, template_batch, WriterActor, SpeechActor
+            out_dir = tempfile.mkdtemp(prefix="omnicurate-speech-")
+            try:
+                spoken = speak_samples(samples, clips, self.cfg, self.speaker, self.asr, out_dir)
+                speech = {s.sample.key: {suffix: Path(path).read_bytes() for suffix, path in s.files.items()
+                                         if path.startswith(out_dir)} for s in spoken}
+            finally:
+                shutil.rmtree(out_dir, ignore_errors=True)
+            return spoken, speech
+
+    return WriterActor, SpeechActor
 
 
-def _writer_actor_options(ray, cfg: CurateConfig) -> dict:
-    if cfg.dialogue.writer == "local_llm" and ray.cluster_resources().get("GPU", 0) >= 1:
-        return {"num_gpus": 1}
-    return {}
+def writer_cache(cfg: CurateConfig) -> str | None:
+    """The endpoint writer's request cache: under a local work dir; a bucket work dir keeps none by default."""
+    return None if "://" in cfg.work_path else str(Path(cfg.work_path) / "writer-cache")
 
 
-def run_dialogue_stage(clips: list[AnnotatedClip], cfg: CurateConfig) -> list[CuratedSample]:
-    """Curated samples, kept and rejected alike, in plan order (deterministic for a seed)."""
-    from pipelines.ray_runtime import ensure_ray
+def pool_size(configured: int, resources: dict[str, float], per_gpu: bool) -> int:
+    """``configured``, or for 0 one actor per GPU (``per_gpu``) or per four CPUs, at least one."""
+    if configured:
+        return configured
+    if per_gpu and resources.get("GPU", 0) >= 1:
+        return int(resources["GPU"])
+    return max(1, int(resources.get("CPU", 1)) // 4)
 
-    ensure_ray(cfg.ray_address, num_cpus=2)
-    ray, template_batch, WriterActor, SpeechActor = _ray_parts()
-    plans = plan_dialogues(clips, cfg.dialogue, cfg.seed)
+
+def start_dialogue_actors(cfg: CurateConfig, resources: dict[str, float]) -> DialogueActors:
+    """Writer and speech pools sized to the cluster (``dialogue.writer_actors``, ``speech.actors``)."""
+    WriterActor, SpeechActor = _actor_classes()
+    writers, speakers = [], []
+    if cfg.dialogue.writer != "template":
+        local_gpu = cfg.dialogue.writer == "local_llm" and resources.get("GPU", 0) >= 1
+        count = pool_size(cfg.dialogue.writer_actors, resources, per_gpu=cfg.dialogue.writer == "local_llm")
+        writers = [WriterActor.options(num_gpus=1 if local_gpu else 0).remote(cfg) for _ in range(count)]
+    if cfg.speech.enabled:
+        speakers = [SpeechActor.remote(cfg) for _ in range(pool_size(cfg.speech.actors, resources, per_gpu=False))]
+    return DialogueActors(writers=writers, speakers=speakers)
+
+
+def release_dialogue_actors(actors: DialogueActors) -> None:
+    import ray
+
+    for actor in (*actors.writers, *actors.speakers):
+        ray.kill(actor)
+
+
+def run_dialogue_stage(clips: list[AnnotatedClip], cfg: CurateConfig, actors: DialogueActors | None = None, *,
+                       scratch: str | Path, dialogues: int | None = None) -> list[CuratedSample]:
+    """Curated samples of one media pool, kept and rejected alike, in plan order (deterministic for a seed).
+
+    ``dialogues`` overrides ``cfg.dialogue.dialogues`` (a partition's share of a corpus-wide count); speech
+    is written under ``scratch``.
+    """
+    import ray
+
+    dialogue_cfg = cfg.dialogue if dialogues is None else replace(cfg.dialogue, dialogues=dialogues)
+    plans = plan_dialogues(clips, dialogue_cfg, cfg.seed)
     by_id = {c.clip.clip_id: c for c in clips}
     pool = answer_pool({f.fact_id: f for c in clips for f in c.facts})
-    batches = [plans[i:i + PLANS_PER_TASK] for i in range(0, len(plans), PLANS_PER_TASK)]
-    if cfg.dialogue.writer == "template" and len(batches) <= 1:
-        # one task's worth of template plans costs less here than a worker's start and a round trip
-        results = [curate_batch(b, _clips_for(b, by_id), cfg, make_writer(cfg.dialogue), pool) for b in batches]
-    elif cfg.dialogue.writer == "template":
-        results = ray.get([template_batch.remote(b, _clips_for(b, by_id), cfg, pool) for b in batches])
+    media_hashes = {cid: h for cid in sorted({cid for p in plans for cid in p.clip_ids})
+                    if (h := clip_media_hash(by_id[cid])) is not None}
+    if cfg.dialogue.writer == "template":
+        samples = curate_plans(plans, by_id, cfg, make_writer(cfg.dialogue), pool)
     else:
-        actor = WriterActor.options(**_writer_actor_options(ray, cfg)).remote(cfg)
-        results = ray.get([actor.curate.remote(b, _clips_for(b, by_id), pool) for b in batches])
-    samples = [s for r in results for s in r.samples]
-    media_hashes = {cid: h for r in results for cid, h in r.media_hashes.items()}
+        writers = (actors or start_dialogue_actors(cfg, ray.cluster_resources())).writers
+        batches = [plans[i:i + PLANS_PER_TASK] for i in range(0, len(plans), PLANS_PER_TASK)]
+        results = ray.get([writers[i % len(writers)].curate.remote(b, _clips_for(b, by_id), pool)
+                           for i, b in enumerate(batches)])
+        samples = [s for batch in results for s in batch]
     samples = deduplicate(samples, media_hashes)
     if cfg.speech.enabled:
-        speaker = SpeechActor.remote(cfg)
+        speakers = (actors or start_dialogue_actors(cfg, ray.cluster_resources())).speakers
         chunks = [samples[i:i + SAMPLES_PER_SPEECH_CALL] for i in range(0, len(samples), SAMPLES_PER_SPEECH_CALL)]
-        spoken = ray.get([speaker.speak.remote(c, {cid: by_id[cid] for s in c for cid in
-                                                   (m.clip_id for m in s.sample.dialogue.media)}) for c in chunks])
-        samples = [s for chunk in spoken for s in chunk]
+        spoken = ray.get([speakers[i % len(speakers)].speak.remote(
+            c, {cid: by_id[cid] for s in c for cid in (m.clip_id for m in s.sample.dialogue.media)})
+            for i, c in enumerate(chunks)])
+        samples = [_with_speech_files(s, speech, Path(scratch)) for chunk, speech in spoken for s in chunk]
     kept = sum(s.kept for s in samples)
     log.info("dialogue stage: %d plans, %d kept, %d rejected", len(plans), kept, len(samples) - kept)
     return samples
+
+
+def _with_speech_files(curated: CuratedSample, speech: dict[str, dict[str, bytes]], scratch: Path) -> CuratedSample:
+    """Write a sample's speech bytes under ``scratch/speech/<key>/`` and point its files there."""
+    from schemas.dataset_format import check_key, split_member
+
+    spoken = speech.get(curated.sample.key, {})
+    if not spoken:
+        return curated
+    folder = scratch / "speech" / check_key(curated.sample.key)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = dict(curated.files)
+    for suffix, data in spoken.items():
+        split_member(f"{curated.sample.key}.{suffix}")  # a known member suffix, never a path
+        (folder / suffix).write_bytes(data)
+        files[suffix] = str(folder / suffix)
+    return CuratedSample(sample=curated.sample, files=files)

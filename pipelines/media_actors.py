@@ -1,4 +1,7 @@
-"""The media stage's long-lived Ray actors (decoders, ASR and caption models), their CPU reservations and pools."""
+"""The media stage's long-lived Ray actors (decoders, ASR and caption models), their CPU reservations and pools.
+
+Clips reach and leave the actors as bytes (``ClipBundle``), never as paths: an actor may sit on another node.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,9 @@ import ray
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from schemas.config import AsrConfig, DecodeConfig, VisualConfig
-from schemas.media import Clip, MediaAsset, QuarantineRecord, Transcript
+from pipelines.clip_bundles import ClipBundle, pack_clip, unpacked
+from schemas.config import AsrConfig, CurateConfig, DecodeConfig, VisualConfig
+from schemas.media import MediaAsset, QuarantineRecord, Transcript
 from schemas.validation import to_json
 
 log = logging.getLogger(__name__)
@@ -60,10 +64,23 @@ class DecodeActor:
 
         self.decoder = IsolatedDecoder()
 
-    def decode(self, asset: MediaAsset, cfg: DecodeConfig, work_dir: str, cache_dir: str,
-               budget_s: float) -> tuple[list[Clip] | QuarantineRecord, float]:
+    def decode(self, asset: MediaAsset, cfg: DecodeConfig, budget_s: float) -> tuple[list[ClipBundle] | QuarantineRecord,
+                                                                                   float]:
+        """Decode into a private folder of this process and hand the clips back as bytes."""
+        import shutil
+        import tempfile
+
+        from curators.sources import drop_local_copy
+
         started = time.perf_counter()
-        result = self.decoder.decode(asset, cfg, work_dir, budget_s, cache_dir=cache_dir)
+        work = tempfile.mkdtemp(prefix="omnicurate-decode-")
+        try:
+            result = self.decoder.decode(asset, cfg, work, budget_s, cache_dir=work)
+            if not isinstance(result, QuarantineRecord):
+                result = [pack_clip(clip) for clip in result]
+        finally:
+            drop_local_copy(asset.uri, work)
+            shutil.rmtree(work, ignore_errors=True)
         return result, time.perf_counter() - started
 
     def close(self) -> None:
@@ -80,9 +97,10 @@ class AsrActor:
 
         self.transcriber = Transcriber(cfg)
 
-    def transcribe(self, clip: Clip) -> tuple[Transcript, float]:
+    def transcribe(self, bundle: ClipBundle) -> tuple[Transcript, float]:
         started = time.perf_counter()
-        return self.transcriber.transcribe(clip), time.perf_counter() - started
+        with unpacked(bundle) as clip:
+            return self.transcriber.transcribe(clip), time.perf_counter() - started
 
 
 @ray.remote(num_cpus=0.5)
@@ -94,12 +112,13 @@ class CaptionActor:
 
         self.captioner = make_captioner(cfg)
 
-    def caption(self, clip: Clip) -> tuple[str | None, float]:
+    def caption(self, bundle: ClipBundle) -> tuple[str | None, float]:
         from curators.captioner import CaptionError
 
         started = time.perf_counter()
         try:
-            text = self.captioner.caption(clip)
+            with unpacked(bundle) as clip:
+                text = self.captioner.caption(clip)
         except CaptionError:
             text = None
         return text, time.perf_counter() - started
@@ -184,3 +203,24 @@ def _release(keys: list[tuple]) -> None:
         for actor in pool.actors:
             ray.kill(actor)
         remove_placement_group(pool.group)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaActors:
+    """The pools one run's media work shares: started by the driver once, handed to every partition's task."""
+
+    decoders: list
+    asr: list
+    captioner: list
+    light: float
+    """CPUs of one probe or visual-facts task."""
+
+
+def start_media_actors(cfg: CurateConfig, resources: dict[str, float], sound: bool = True) -> MediaActors:
+    """Pools sized to the cluster's resources (see reservations); the ASR pool first, as its model load is the
+    longest start (none when no source can carry ``sound``). Stop them with release_media_actors."""
+    asr_count = asr_actor_count(cfg.asr, resources) if sound else 0
+    cpus = reservations(resources.get("CPU", 2), asr_count, cfg.visual.captioner != "none")
+    asr = asr_actors(cfg.asr, cpus.asr, asr_count) if sound else []
+    return MediaActors(decoders=decode_actors(cpus.decoders, cpus.decoder), asr=asr,
+                       captioner=caption_actors(cfg.visual, cpus.caption), light=cpus.light)

@@ -1,39 +1,67 @@
-"""Run the media stage in batches over the sources not yet in the run ledger, recording each batch.
+"""One partition's media work, batch by batch, staged and recorded on the dataset's own storage.
 
-A batch that finishes lands in the ledger whole; a killed run resumes with the next unfinished source.
-A batch that fails (after the caller's retries) marks its items ``failed`` with the error class and the
-run goes on with the rest; ``omnicurate retry --failed`` re-runs exactly those.
+Each batch of sources goes through the media stage; its decoded bytes are written as one staging file and
+then its ledger batch, so a kill leaves a batch either whole or absent and a resumed run (on any machine)
+starts at the first unfinished source. A batch that fails after retries marks its sources ``failed`` with
+the error class; the run goes on with the rest and ``omnicurate retry --failed`` re-runs exactly those.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.clip_bundles import check_clip_id, check_file_name, located_clip
+from pipelines.dataset.location import DatasetLocation
 from pipelines.ray_runtime import is_transient
 from pipelines.run_ledger import LedgerEntry, RunLedger, fingerprint, source_fingerprint
 from schemas.config import CurateConfig
-from schemas.media import AnnotatedClip, QuarantineRecord
+from schemas.media import AnnotatedClip, QuarantineRecord, SourceItem
 from schemas.validation import from_dict, to_json
 
 log = logging.getLogger(__name__)
 
 STAGE = "media"
 PROGRAMMING_ERRORS = (TypeError, AttributeError, NameError, ImportError, SyntaxError, AssertionError)
+LEDGER_DIR = "ledger"
+STAGED_MEDIA_DIR = "media"
+_BLOBS = pa.schema([("clip_id", pa.string()), ("name", pa.string()), ("data", pa.large_binary())])
+
+
+def partition_dir(partition: int) -> str:
+    return f"p{partition:05d}"
+
+
+@dataclass(kw_only=True, slots=True)
+class PartitionMedia:
+    """What a partition's media work left, for the driver: counts and the first failure, never the clips."""
+
+    partition: int
+    sources: int = 0
+    clips: int = 0
+    quarantined: int = 0
+    failed: int = 0
+    first_error: str = ""
+    """``uri: ErrorClass: detail`` of the first failed source (by URI), empty when none failed."""
+    counters: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True, slots=True)
 class MediaOutcome:
-    """Everything the media stage holds for the run, resumed entries included."""
+    """A partition's media results read back from staging, its clips' files written under a local folder."""
 
     clips: list[AnnotatedClip]
     quarantine: list[QuarantineRecord]
     failed: list[LedgerEntry] = field(default_factory=list)
-    counters: dict[str, int] = field(default_factory=dict)
     ledger: list[LedgerEntry] = field(default_factory=list)
 
 
@@ -42,44 +70,49 @@ def media_config_hash(cfg: CurateConfig) -> str:
     return fingerprint(to_json(cfg.probe), to_json(cfg.decode), to_json(cfg.asr), to_json(cfg.visual))
 
 
-def _entry_is_usable(entry: LedgerEntry) -> bool:
-    """A done entry is reusable only while the decoded files it points to still exist."""
-    if entry.status != "done":
-        return entry.status == "quarantined"
-    return all(Path(c["clip"]["media_path"]).exists() for c in json.loads(entry.result))
+def partition_ledger(work: DatasetLocation, partition: int) -> RunLedger:
+    return RunLedger(work, LEDGER_DIR, partition_dir(partition))
 
 
-def run_media_resumable(cfg: CurateConfig, ledger: RunLedger, *, batch_size: int = 16, progress: bool = True,
-                        sources: list | None = None) -> MediaOutcome:
-    from curators.sources import list_sources
-    from pipelines.media_actors import release_media_actors
+def source_keys(cfg: CurateConfig, sources: list[SourceItem]) -> dict[str, str]:
+    config_hash = media_config_hash(cfg)
+    return {src.uri: source_fingerprint(src.uri, config_hash) for src in sources}
+
+
+def run_partition_media(cfg: CurateConfig, partition: int, sources: list[SourceItem], actors, work: DatasetLocation,
+                        *, batch_size: int) -> PartitionMedia:
+    """The media stage over one partition's sources not yet in its ledger; returns the partition's tallies."""
     from pipelines.media_stage import run_media_stage
 
-    sources = list_sources(cfg.input) if sources is None else sources
-    config_hash = media_config_hash(cfg)
-    keys = {src.uri: source_fingerprint(src.uri, config_hash) for src in sources}
+    ledger = partition_ledger(work, partition)
+    keys = source_keys(cfg, sources)
     known = ledger.entries(STAGE)
-    todo = [s for s in sources if keys[s.uri] not in known
-            or (known[keys[s.uri]].status != "failed" and not _entry_is_usable(known[keys[s.uri]]))]
-    log.info("media: %d sources, %d already in the ledger, %d to do", len(sources), len(sources) - len(todo), len(todo))
-
-    bar = _progress(total=len(sources), initial=len(sources) - len(todo), enabled=progress)
-    try:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
-            ledger.record(_run_batch(run_media_stage, cfg, batch, keys))
-            bar.update(len(batch))
-    finally:
-        release_media_actors()  # decoders and models were started once for all batches
-        bar.close()
-    return _assemble(ledger.entries(STAGE), keys)
+    staged = set(work.listdir(STAGED_MEDIA_DIR, partition_dir(partition)))
+    todo = [s for s in sources if keys[s.uri] not in known or not _entry_is_usable(known[keys[s.uri]], staged)]
+    log.info("partition %d: %d sources, %d already in the ledger, %d to do", partition, len(sources),
+             len(sources) - len(todo), len(todo))
+    counters: defaultdict[str, int] = defaultdict(int)
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start:start + batch_size]
+        entries, batch_counters = _run_batch(run_media_stage, cfg, partition, batch, keys, actors, work)
+        ledger.record(entries)
+        for name, value in batch_counters.items():
+            counters[name] += value
+    return _tally(partition, ledger.entries(STAGE), keys, dict(counters))
 
 
-def _run_batch(run_media_stage, cfg: CurateConfig, batch: list, keys: dict[str, str],
-               attempts: int = 3) -> list[LedgerEntry]:
+def _entry_is_usable(entry: LedgerEntry, staged: set[str]) -> bool:
+    """Failed entries wait for ``retry --failed``; a done entry is reusable while its staged bytes exist."""
+    if entry.status == "done":
+        return not entry.blobs or entry.blobs in staged
+    return True
+
+
+def _run_batch(run_media_stage, cfg: CurateConfig, partition: int, batch: list[SourceItem], keys: dict[str, str],
+               actors, work: DatasetLocation, attempts: int = 3) -> tuple[list[LedgerEntry], dict[str, int]]:
     for attempt in range(1, attempts + 1):
         try:
-            result = run_media_stage(cfg, sources=batch, progress=False, keep_actors=True)
+            result = run_media_stage(cfg, batch, actors)
             break
         except PROGRAMMING_ERRORS:
             raise
@@ -90,7 +123,8 @@ def _run_batch(run_media_stage, cfg: CurateConfig, batch: list, keys: dict[str, 
                 continue
             log.warning("media batch of %d sources failed: %s: %s", len(batch), type(exc).__name__, exc)
             return [LedgerEntry(item=keys[s.uri], uri=s.uri, stage=STAGE, status="failed",
-                                error_class=type(exc).__name__, detail=str(exc)[:500]) for s in batch]
+                                error_class=type(exc).__name__, detail=str(exc)[:500]) for s in batch], {}
+    blobs = _stage_bytes(work, partition, result.files) if result.files else ""
     clips_by_uri: dict[str, list[AnnotatedClip]] = defaultdict(list)
     for clip in result.clips:
         clips_by_uri[clip.clip.source_uri].append(clip)
@@ -104,28 +138,64 @@ def _run_batch(run_media_stage, cfg: CurateConfig, batch: list, keys: dict[str, 
         else:
             clips = sorted(clips_by_uri.get(src.uri, []), key=lambda c: (c.clip.start_s, c.clip.clip_id))
             entries.append(LedgerEntry(item=keys[src.uri], uri=src.uri, stage=STAGE, status="done",
-                                       result="[" + ",".join(to_json(c) for c in clips) + "]"))
-    return entries
+                                       result="[" + ",".join(to_json(c) for c in clips) + "]",
+                                       blobs=blobs if clips else ""))
+    return entries, result.counters
 
 
-def _assemble(entries: dict[str, LedgerEntry], keys: dict[str, str]) -> MediaOutcome:
-    """Gather the results of this run's sources from the ledger, in a deterministic order."""
+def _stage_bytes(work: DatasetLocation, partition: int, files: dict[str, dict[str, bytes]]) -> str:
+    """One Parquet file of (clip id, file name, bytes) for a batch; returns its name."""
+    rows = sorted((cid, check_file_name(name), data) for cid, named in files.items() for name, data in named.items())
+    table = pa.table({"clip_id": [r[0] for r in rows], "name": [r[1] for r in rows], "data": [r[2] for r in rows]},
+                     schema=_BLOBS)
+    name = f"{uuid.uuid4().hex}.parquet"
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="none")  # media bytes are compressed already
+    work.write_bytes((STAGED_MEDIA_DIR, partition_dir(partition), name), buffer.getvalue())
+    return name
+
+
+def _tally(partition: int, entries: dict[str, LedgerEntry], keys: dict[str, str],
+           counters: dict[str, int]) -> PartitionMedia:
+    mine = sorted((entries[k] for k in set(keys.values()) if k in entries), key=lambda e: e.uri)
+    failed = [e for e in mine if e.status == "failed"]
+    first = failed[0] if failed else None
+    return PartitionMedia(partition=partition, sources=len(keys),
+                          clips=sum(len(json.loads(e.result)) for e in mine if e.status == "done"),
+                          quarantined=sum(e.status == "quarantined" for e in mine), failed=len(failed),
+                          first_error=f"{first.uri}: {first.error_class}: {first.detail}" if first else "",
+                          counters=counters)
+
+
+def load_partition_media(cfg: CurateConfig, partition: int, sources: list[SourceItem], work: DatasetLocation,
+                         scratch: str | Path) -> MediaOutcome:
+    """The partition's ledger results in a deterministic order, their clips' files written under ``scratch``."""
+    keys = source_keys(cfg, sources)
+    entries = partition_ledger(work, partition).entries(STAGE)
+    mine = sorted((entries[k] for k in set(keys.values()) if k in entries), key=lambda e: e.uri)
     clips: list[AnnotatedClip] = []
     quarantine: list[QuarantineRecord] = []
     failed: list[LedgerEntry] = []
-    mine = [entries[k] for k in sorted(set(keys.values())) if k in entries]
-    for entry in sorted(mine, key=lambda e: e.uri):
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for entry in mine:
         if entry.status == "done":
-            clips.extend(from_dict(AnnotatedClip, raw) for raw in json.loads(entry.result))
+            found = [from_dict(AnnotatedClip, raw) for raw in json.loads(entry.result)]
+            clips.extend(located_clip(c, scratch) for c in found)
+            wanted[entry.blobs].update(c.clip.clip_id for c in found)
         elif entry.status == "quarantined":
             quarantine.append(from_dict(QuarantineRecord, json.loads(entry.result)))
         else:
             failed.append(entry)
-    counters = {"sources": len(keys), "clips": len(clips), "failed_sources": len(failed)}
-    return MediaOutcome(clips=clips, quarantine=quarantine, failed=failed, counters=counters, ledger=mine)
+    for blobs, clip_ids in sorted(wanted.items()):
+        _unstage_bytes(work, partition, blobs, clip_ids, Path(scratch))
+    return MediaOutcome(clips=clips, quarantine=quarantine, failed=failed, ledger=mine)
 
 
-def _progress(total: int, initial: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="media files", unit="file", disable=not enabled, leave=True)
+def _unstage_bytes(work: DatasetLocation, partition: int, blobs: str, clip_ids: set[str], scratch: Path) -> None:
+    with work.open(STAGED_MEDIA_DIR, partition_dir(partition), blobs) as f:
+        table = pq.read_table(f, schema=_BLOBS)
+    for clip_id, name, data in zip(table["clip_id"].to_pylist(), table["name"].to_pylist(), table["data"].to_pylist()):
+        if clip_id in clip_ids:
+            folder = scratch / check_clip_id(clip_id)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / check_file_name(name)).write_bytes(data)

@@ -1,23 +1,22 @@
-"""The media stage on Ray: probe -> isolated decode -> ASR (actor, model loaded once) + visual facts -> facts."""
+"""The media stage on Ray: probe -> isolated decode -> ASR (actor, model loaded once) + visual facts -> facts.
+
+Decoded clips travel between the tasks and actors as bytes (ClipBundle), so each may run on any node.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import ray
 
 from curators.facts import annotate_clip
-from curators.sources import drop_local_copy, list_sources
-from pipelines.media_actors import (SPREAD, asr_actor_count, asr_actors, caption_actors, decode_actors,
-                                    release_media_actors, reservations)
+from pipelines.clip_bundles import ClipBundle, narrowed, unpacked
+from pipelines.media_actors import SPREAD, MediaActors
 from schemas.config import IMAGE_EXTENSIONS, CurateConfig, ProbePolicy, VisualConfig
-from schemas.media import AnnotatedClip, Clip, MediaAsset, QuarantineRecord, SourceItem, Transcript, VisualFacts
-from schemas.validation import to_json
+from schemas.media import AnnotatedClip, MediaAsset, QuarantineRecord, SourceItem, Transcript, VisualFacts
 
 ASSETS_IN_FLIGHT_PER_CPU = 2
 """Sources between probe and annotate at once, per cluster CPU (at least 8): the window bounds memory
@@ -33,7 +32,9 @@ class MediaStageAborted(RuntimeError):
 @dataclass(slots=True)
 class MediaStageResult:
     clips: list[AnnotatedClip] = field(default_factory=list)
-    """Annotated clips sorted by source URI, then clip start."""
+    """Annotated clips sorted by source URI, then clip start; their files are named, not located."""
+    files: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    """Clip id -> the bytes of each file its record names."""
     quarantine: list[QuarantineRecord] = field(default_factory=list)
     """Refused sources sorted by URI."""
     counters: dict[str, int] = field(default_factory=dict)
@@ -43,19 +44,27 @@ class MediaStageResult:
 
 
 @ray.remote(num_cpus=0.5)
-def probe_task(item: SourceItem, policy: ProbePolicy, cache_dir: str) -> tuple[MediaAsset | QuarantineRecord, float]:
+def probe_task(item: SourceItem, policy: ProbePolicy) -> tuple[MediaAsset | QuarantineRecord, float]:
+    import tempfile
+
     from curators.probe import probe_source
+    from curators.sources import drop_local_copy
 
     started = time.perf_counter()
-    return probe_source(item.uri, policy, metadata=item.metadata, cache_dir=cache_dir), time.perf_counter() - started
+    cache_dir = tempfile.gettempdir() + "/omnicurate-fetch"  # this node's copy of a remote source, dropped after
+    try:
+        return probe_source(item.uri, policy, metadata=item.metadata, cache_dir=cache_dir), time.perf_counter() - started
+    finally:
+        drop_local_copy(item.uri, cache_dir)
 
 
 @ray.remote(num_cpus=0.5)
-def visual_task(clip: Clip, cfg: VisualConfig) -> tuple[VisualFacts, float]:
+def visual_task(bundle: ClipBundle, cfg: VisualConfig) -> tuple[VisualFacts, float]:
     from curators.visual_facts import visual_facts
 
     started = time.perf_counter()
-    return visual_facts(clip, cfg), time.perf_counter() - started
+    with unpacked(bundle) as clip:
+        return visual_facts(clip, cfg), time.perf_counter() - started
 
 
 def may_carry_sound(item: SourceItem) -> bool:
@@ -67,7 +76,7 @@ def may_carry_sound(item: SourceItem) -> bool:
 class _AssetState:
     item: SourceItem
     asset: MediaAsset | None = None
-    clips: list[Clip] = field(default_factory=list)
+    clips: list[ClipBundle] = field(default_factory=list)
     transcripts: dict[str, Transcript] = field(default_factory=dict)
     visuals: dict[str, VisualFacts] = field(default_factory=dict)
     captions: dict[str, str | None] = field(default_factory=dict)
@@ -81,38 +90,27 @@ def _progress(done: int, total: int, counters: Counter, enabled: bool) -> None:
               end="" if done < total else "\n", file=sys.stderr, flush=True)
 
 
-def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, progress: bool = True, *,
-                    keep_actors: bool = False) -> MediaStageResult:
-    """Probe, decode and annotate every source of ``cfg.input`` (or ``sources``) on Ray.
+def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaActors,
+                    progress: bool = False) -> MediaStageResult:
+    """Probe, decode and annotate ``sources`` on Ray with the run's shared ``actors``.
 
-    Decoded media land in ``cfg.work_path/clips/<clip_id>/``. Output order is sorted, so it does not
-    depend on which task finished first. ``keep_actors`` leaves the decoders and the ASR and caption models
-    running for the next call (a caller feeding the stage batch by batch starts them once, then calls
-    release_media_actors); a call that fails releases them, so a retry starts afresh.
+    The result holds the clips' bytes, not paths. Output order is sorted, so it does not depend on which
+    task finished first.
     """
-    from pipelines.ray_runtime import ensure_ray
-
-    resources = ensure_ray(cfg.ray_address, num_cpus=2)
+    resources = ray.cluster_resources()
     in_flight = max(8, int(ASSETS_IN_FLIGHT_PER_CPU * resources.get("CPU", 2)))
     started = time.monotonic()
-    items = list_sources(cfg.input) if sources is None else sorted(sources, key=lambda s: s.uri)
-    work = Path(cfg.work_path)
-    # decoded clips are keyed by content and span; settings that change them get their own folder
-    clip_dir = str(work / "clips" / hashlib.sha256(to_json(cfg.decode).encode()).hexdigest()[:12])
-    cache_dir = str(work / "fetch")
+    items = sorted(sources, key=lambda s: s.uri)
     counters: Counter = Counter(sources=len(items))
     annotated: list[AnnotatedClip] = []
+    files: dict[str, dict[str, bytes]] = {}
     quarantine: list[QuarantineRecord] = []
-    asr_count = asr_actor_count(cfg.asr, resources)
-    cpus = reservations(resources.get("CPU", 2), asr_count, cfg.visual.captioner != "none")
-    light = {"num_cpus": cpus.light, "scheduling_strategy": SPREAD}  # probes and visual facts
-    # speech recognition is the longest chain: its model starts loading first, while the first sources are
-    # probed and decoded (a decoder is not needed before the first probe is back)
-    asr_pool = asr_actors(cfg.asr, cpus.asr, asr_count) if any(map(may_carry_sound, items)) else []
-    asr_busy = [0] * asr_count
-    decoders = decode_actors(cpus.decoders, cpus.decoder)
+    light = {"num_cpus": actors.light, "scheduling_strategy": SPREAD}  # probes and visual facts
+    asr_pool = actors.asr
+    asr_busy = [0] * len(asr_pool)
+    decoders = actors.decoders
     decoder_busy = [0] * len(decoders)
-    captioner = next(iter(caption_actors(cfg.visual, cpus.caption)), None)
+    captioner = next(iter(actors.captioner), None)
     pending: dict[ray.ObjectRef, tuple[str, int, str]] = {}
     states: dict[int, _AssetState] = {}
     next_item = 0
@@ -123,14 +121,13 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, 
         nonlocal next_item
         while next_item < len(items) and len(states) < in_flight:
             states[next_item] = _AssetState(item=items[next_item])
-            probe = probe_task.options(**light).remote(items[next_item], cfg.probe, cache_dir)
+            probe = probe_task.options(**light).remote(items[next_item], cfg.probe)
             pending[probe] = ("probe", next_item, "")
             next_item += 1
 
     def close(index: int, record: QuarantineRecord | None) -> None:
         nonlocal finished, consecutive_failures
         state = states.pop(index)
-        drop_local_copy(state.item.uri, cache_dir)
         finished += 1
         if record is not None:
             quarantine.append(record)
@@ -143,78 +140,77 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem] | None = None, 
         else:
             consecutive_failures = 0
             counters["accepted"] += 1
-            for clip in state.clips:
-                result = annotate_clip(clip, state.transcripts.get(clip.clip_id), state.visuals.get(clip.clip_id),
-                                       state.asset.metadata, state.asset.sha256, state.captions.get(clip.clip_id))
+            for bundle in state.clips:
+                clip_id = bundle.clip.clip_id
+                result = annotate_clip(bundle.clip, state.transcripts.get(clip_id), state.visuals.get(clip_id),
+                                       state.asset.metadata, state.asset.sha256, state.captions.get(clip_id))
                 annotated.append(result)
+                files[clip_id] = bundle.files
                 counters["facts"] += len(result.facts)
                 counters.update(f"facts_{fact.kind}" for fact in result.facts)
         _progress(finished, len(items), counters, progress)
 
-    try:
-        admit()
-        while pending:
-            [ref], _ = ray.wait(list(pending), num_returns=1)
-            stage, index, clip_id = pending.pop(ref)
-            value, seconds = ray.get(ref)
-            counters[f"{stage}_ms"] += round(seconds * 1000)
-            state = states[index]
-            if stage == "probe":
-                if isinstance(value, QuarantineRecord):
-                    close(index, value)
-                else:
-                    state.asset = value
-                    slot = decoder_busy.index(min(decoder_busy))
-                    decoder_busy[slot] += 1
-                    pending[decoders[slot].decode.remote(value, cfg.decode, clip_dir, cache_dir,
-                                                         cfg.probe.decode_timeout_s)] = ("decode", index, str(slot))
-            elif stage == "decode":
-                decoder_busy[int(clip_id)] -= 1
-                if isinstance(value, QuarantineRecord):
-                    close(index, value)
-                else:
-                    state.clips = value
-                    counters["clips"] += len(value)
-                    for clip in value:
-                        counters[f"clips_{clip.kind}"] += 1
-                        if clip.audio_path:
-                            # a sound track in a file named as an image
-                            asr_pool = asr_pool or asr_actors(cfg.asr, cpus.asr, asr_count)
-                            slot = asr_busy.index(min(asr_busy))  # the least busy actor
-                            asr_busy[slot] += 1
-                            pending[asr_pool[slot].transcribe.remote(clip)] = ("asr", index, f"{slot}:{clip.clip_id}")
-                            state.waiting += 1
-                        if clip.frame_paths:
-                            visual = visual_task.options(**light).remote(clip, cfg.visual)
-                            pending[visual] = ("visual", index, clip.clip_id)
-                            state.waiting += 1
-                        if clip.frame_paths and captioner is not None:
-                            pending[captioner.caption.remote(clip)] = ("caption", index, clip.clip_id)
-                            state.waiting += 1
-                    if state.waiting == 0:
-                        close(index, None)
+    admit()
+    while pending:
+        [ref], _ = ray.wait(list(pending), num_returns=1)
+        stage, index, clip_id = pending.pop(ref)
+        value, seconds = ray.get(ref)
+        counters[f"{stage}_ms"] += round(seconds * 1000)
+        state = states[index]
+        if stage == "probe":
+            if isinstance(value, QuarantineRecord):
+                close(index, value)
             else:
-                if stage == "asr":
-                    slot, _, clip_id = clip_id.partition(":")
-                    asr_busy[int(slot)] -= 1
-                    state.transcripts[clip_id] = value
-                    counters["transcribed"] += 1
-                    counters["asr_segments_rejected"] += value.rejected_segments
-                elif stage == "caption":
-                    state.captions[clip_id] = value
-                    counters["captioned" if value else "caption_errors"] += 1
-                else:
-                    state.visuals[clip_id] = value
-                state.waiting -= 1
+                state.asset = value
+                slot = decoder_busy.index(min(decoder_busy))
+                decoder_busy[slot] += 1
+                pending[decoders[slot].decode.remote(value, cfg.decode, cfg.probe.decode_timeout_s)] = (
+                    "decode", index, str(slot))
+        elif stage == "decode":
+            decoder_busy[int(clip_id)] -= 1
+            if isinstance(value, QuarantineRecord):
+                close(index, value)
+            else:
+                state.clips = value
+                counters["clips"] += len(value)
+                for bundle in value:
+                    clip = bundle.clip
+                    counters[f"clips_{clip.kind}"] += 1
+                    if clip.audio_path and not asr_pool:
+                        counters["untranscribed"] += 1  # a sound track in a corpus named as images only
+                    elif clip.audio_path:
+                        slot = asr_busy.index(min(asr_busy))  # the least busy actor
+                        asr_busy[slot] += 1
+                        pending[asr_pool[slot].transcribe.remote(narrowed(bundle, "audio"))] = (
+                            "asr", index, f"{slot}:{clip.clip_id}")
+                        state.waiting += 1
+                    if clip.frame_paths:
+                        frames = ray.put(narrowed(bundle, "frames"))
+                        pending[visual_task.options(**light).remote(frames, cfg.visual)] = (
+                            "visual", index, clip.clip_id)
+                        state.waiting += 1
+                        if captioner is not None:
+                            pending[captioner.caption.remote(frames)] = ("caption", index, clip.clip_id)
+                            state.waiting += 1
                 if state.waiting == 0:
                     close(index, None)
-            admit()
-    except BaseException:
-        release_media_actors()
-        raise
-    if not keep_actors:
-        release_media_actors()
+        else:
+            if stage == "asr":
+                slot, _, clip_id = clip_id.partition(":")
+                asr_busy[int(slot)] -= 1
+                state.transcripts[clip_id] = value
+                counters["transcribed"] += 1
+                counters["asr_segments_rejected"] += value.rejected_segments
+            elif stage == "caption":
+                state.captions[clip_id] = value
+                counters["captioned" if value else "caption_errors"] += 1
+            else:
+                state.visuals[clip_id] = value
+            state.waiting -= 1
+            if state.waiting == 0:
+                close(index, None)
+        admit()
     annotated.sort(key=lambda a: (a.clip.source_uri, a.clip.start_s, a.clip.clip_id))
     quarantine.sort(key=lambda q: (q.uri, q.stage))
     counters["seconds"] = round(time.monotonic() - started)
-    return MediaStageResult(clips=annotated, quarantine=quarantine, counters=dict(counters))
+    return MediaStageResult(clips=annotated, files=files, quarantine=quarantine, counters=dict(counters))

@@ -1,7 +1,8 @@
 """Per-item run ledger: what each stage finished, failed or quarantined, keyed by content and config.
 
-Entries are appended in batches; each batch file is written whole under a temporary name and renamed,
-so a kill leaves either the whole batch or none of it. Completion is keyed by the item's fingerprint
+Entries are appended in batches; each batch file is written whole (a temporary name renamed into place on
+disk, one PUT in a bucket), so a kill leaves either the whole batch or none of it. The ledger lives on the
+dataset's own storage (a directory or an ``s3://``/``gs://`` prefix), so a resume may run on other machines. Completion is keyed by the item's fingerprint
 and the stage's config hash, never by position, so a resume with another worker count stays correct.
 """
 
@@ -15,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from pipelines.dataset.location import DatasetLocation, as_location
 
 Status = Literal["done", "failed", "quarantined"]
 
@@ -31,6 +34,8 @@ class LedgerEntry:
     detail: str = ""
     result: str = ""
     """The stage's output for the item as JSON, for done and quarantined items."""
+    blobs: str = ""
+    """Name of the staged file holding the item's decoded media bytes (done media items)."""
 
 
 def fingerprint(*parts: object) -> str:
@@ -64,11 +69,12 @@ def _remote_identity(uri: str) -> tuple:
 
 
 class RunLedger:
-    """Ledger of one dataset's run under ``root`` (a local directory)."""
+    """Ledger under ``root`` (a local directory, a bucket prefix, or a location and the parts below it)."""
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+    def __init__(self, root: str | Path | DatasetLocation, *parts: str):
+        self.location = as_location(root if isinstance(root, DatasetLocation) else str(root))
+        self.parts = parts
+        self.location.makedirs(*parts)
 
     def entries(self, stage: str | None = None) -> dict[str, LedgerEntry]:
         """Latest entry per item (later batches win), optionally for one stage."""
@@ -78,14 +84,13 @@ class RunLedger:
                 latest[entry.item] = entry
         return latest
 
-    def _batches(self) -> list[Path]:
-        """Batch files in the order they were written (their names start with a sequence number)."""
-        return sorted(self.root.glob("*.jsonl"))
+    def _batches(self) -> list[str]:
+        """Batch file names in the order they were written (they start with a sequence number)."""
+        return [n for n in self.location.listdir(*self.parts) if n.endswith(".jsonl")]
 
-    @staticmethod
-    def _read(paths: list[Path]) -> Iterable[LedgerEntry]:
-        for path in paths:
-            for line in path.read_text().splitlines():
+    def _read(self, names: list[str]) -> Iterable[LedgerEntry]:
+        for name in names:
+            for line in self.location.read_bytes(*self.parts, name).decode().splitlines():
                 yield LedgerEntry(**json.loads(line))
 
     def record(self, entries: Iterable[LedgerEntry]) -> None:
@@ -93,14 +98,9 @@ class RunLedger:
         if not rows:
             return
         batches = self._batches()
-        seq = int(batches[-1].name.split("-", 1)[0]) + 1 if batches else 0
-        final = self.root / f"{seq:09d}-{uuid.uuid4().hex[:8]}.jsonl"
-        tmp = final.with_suffix(".tmp")
-        with open(tmp, "w") as fh:
-            fh.write("\n".join(rows) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        seq = int(batches[-1].split("-", 1)[0]) + 1 if batches else 0
+        name = f"{seq:09d}-{uuid.uuid4().hex[:8]}.jsonl"
+        self.location.write_bytes((*self.parts, name), ("\n".join(rows) + "\n").encode())
 
     def forget_failed(self, stage: str | None = None) -> int:
         """Drop failed entries so the next run retries exactly those items; returns how many."""
@@ -111,9 +111,18 @@ class RunLedger:
         keep = [e for e in self.entries().values() if not (e.status == "failed" and (stage is None or e.stage == stage))]
         # one new batch replaces the old ones; a kill between the two steps only leaves entries that fold away
         self.record(keep)
-        for path in old:
-            path.unlink()
+        for name in old:
+            self.location.remove(*self.parts, name)
         return len(failed)
+
+
+LEDGER_COLUMNS = ("uri", "stage", "status", "error_class", "detail", "item")
+
+
+def ledger_schema():
+    import pyarrow as pa
+
+    return pa.schema([(name, pa.string()) for name in LEDGER_COLUMNS])
 
 
 def ledger_table(entries: Iterable[LedgerEntry]):
@@ -121,5 +130,4 @@ def ledger_table(entries: Iterable[LedgerEntry]):
     import pyarrow as pa
 
     rows = list(entries)
-    return pa.table({name: [getattr(e, name) for e in rows] for name in ("uri", "stage", "status", "error_class",
-                                                                         "detail", "item")})
+    return pa.table({name: [getattr(e, name) for e in rows] for name in LEDGER_COLUMNS}, schema=ledger_schema())

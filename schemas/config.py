@@ -153,6 +153,10 @@ class DialogueConfig:
     """Retries of an endpoint request after a 429, a 5xx or a timeout, with exponential backoff."""
     writer_cache_dir: str | None = None
     """Endpoint request cache, so a resumed run never pays twice; None keeps it under the run's work dir."""
+    writer_actors: int = 0
+    """Writer actors (local_llm: one GPU each when the cluster has GPUs; endpoint: each with
+    ``writer_concurrency`` requests in flight); 0 sizes the pool: one per GPU for local_llm on GPUs, else
+    one per four CPUs, at least one."""
     validity_answerer: Literal["rules", "model"] = "rules"
     """Who tries to answer memory questions from the truncated history: rules, or also the writer's model."""
 
@@ -172,6 +176,7 @@ class DialogueConfig:
         require(self.writer_concurrency >= 1, "writer_concurrency", "must be at least 1")
         require(self.writer_timeout_s > 0, "writer_timeout_s", "must be positive")
         require(self.writer_max_retries >= 0, "writer_max_retries", "must not be negative")
+        require(self.writer_actors >= 0, "writer_actors", "must be 0 (sized to the cluster) or more")
         require(self.validity_answerer == "rules" or self.writer != "template", "validity_answerer",
                 "a model answerer needs a model-backed writer (local_llm or endpoint)")
 
@@ -189,11 +194,14 @@ class SpeechConfig:
     """Speaking rates (1 = the voice's own pace) a turn is rendered at, chosen per turn by the seed."""
     max_renders: int = 2
     """Renders of one turn (each at another rate) before a high WER rejects the sample."""
+    actors: int = 0
+    """TTS actors in the pool, each with its voice and round-trip ASR model; 0: one per four CPUs (at least one)."""
 
     def __post_init__(self) -> None:
         require(bool(self.rates) and all(0.5 <= r <= 2.0 for r in self.rates), "rates", "need rates within 0.5..2")
         require(self.max_renders >= 1, "max_renders", "must be at least 1")
         require(0 <= self.max_wer <= 1, "max_wer", "must be between 0 and 1")
+        require(self.actors >= 0, "actors", "must be 0 (sized to the cluster) or more")
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)
@@ -208,7 +216,8 @@ class ShardConfig:
         require(self.max_samples > 0, "max_samples", "must be positive")
 
 
-_NOT_SHAPING = frozenset({"input", "output", "ray_address", "work_dir", "batch_size"})
+_NOT_SHAPING = frozenset({"input", "output", "ray_address", "work_dir", "batch_size", "max_failed_fraction",
+                          "partitions_in_flight"})
 """Fields that say where or how fast, not what: they stay out of the config hash."""
 
 
@@ -224,10 +233,21 @@ class CurateConfig:
     ray_address: str | None = None
     """An existing Ray cluster; None starts a local one (RAY_ADDRESS is honoured)."""
     work_dir: str | None = None
-    """Local scratch space for decoded media and the run ledger; defaults to OUTPUT/.work for a local
-    output and to ~/.cache/omnicurate/work/<hash of OUTPUT> for a bucket."""
+    """Where the run ledger and staged media live (a directory, or an ``s3://``/``gs://`` prefix every node
+    reaches); defaults to OUTPUT/.work, inside the bucket for a bucket output."""
     batch_size: int = 16
     """Sources per media batch: the unit the run ledger commits, so the most work a kill can lose."""
+    partitions: int = 0
+    """Partitions the sources are hashed into: the unit of distributed work and of commit (dialogues draw
+    media from their own partition). 0: one per ``partition_sources`` sources listed. Never derived from the
+    cluster, so the output does not depend on how many nodes ran it."""
+    partition_sources: int = 2000
+    """Sources per partition when ``partitions`` is 0."""
+    partitions_in_flight: int = 0
+    """Partitions worked on at once; 0: two per node of the cluster (at least two)."""
+    max_failed_fraction: float = 0.01
+    """A run whose failed sources (errors left after retries, not quarantined media) pass this share of all
+    sources commits nothing and fails; below it, it commits and ``retry --failed`` completes the rest."""
     probe: ProbePolicy = field(default_factory=ProbePolicy)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
@@ -241,6 +261,10 @@ class CurateConfig:
         require(bool(self.input), "input", "must name a source")
         require(bool(self.output), "output", "must name a dataset location")
         require(self.batch_size >= 1, "batch_size", "must be at least 1")
+        require(self.partitions >= 0, "partitions", "must be 0 (one per partition_sources sources) or more")
+        require(self.partition_sources >= 1, "partition_sources", "must be at least 1")
+        require(self.partitions_in_flight >= 0, "partitions_in_flight", "must be 0 (two per node) or more")
+        require(0 <= self.max_failed_fraction <= 1, "max_failed_fraction", "must be between 0 and 1")
 
     def config_hash(self) -> str:
         """Hash of what shapes the data (not where it is read or written)."""
@@ -253,10 +277,7 @@ class CurateConfig:
     def work_path(self) -> str:
         if self.work_dir:
             return self.work_dir
-        if "://" in self.output:
-            digest = hashlib.sha256(self.output.encode()).hexdigest()[:12]
-            return str(Path.home() / ".cache" / "omnicurate" / "work" / digest)
-        return str(Path(self.output) / ".work")
+        return f"{self.output.rstrip('/')}/.work"
 
 
 def load_config(path: str | Path, **overrides) -> CurateConfig:

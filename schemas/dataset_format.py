@@ -24,7 +24,7 @@ SPEECH_EXTENSION = "flac"
 
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
 _SUFFIX_RE = re.compile(r"^(json|m\d{2}\.(jpg|png|mp4|flac)|t\d{2}\.(user|assistant)\.flac)$")
-_SHARD_RE = re.compile(r"^([a-z]+)-(\d{6})\.tar$")
+_SHARD_RE = re.compile(r"^([a-z]+)-((?:p\d{5}-)?\d{6})\.tar$")
 
 
 def check_key(key: str, field_name: str = "key") -> str:
@@ -64,8 +64,15 @@ def split_member(name: str) -> tuple[str, str]:
     return key, suffix
 
 
-def shard_name(index: int, split: str = SPLIT) -> str:
-    return f"{split}-{index:06d}.tar"
+def shard_name(index: int, split: str = SPLIT, partition: int | None = None) -> str:
+    """``train-000000.tar``; a partitioned run's shards carry their partition, ``train-p00003-000000.tar``, so
+    each partition commits its own shards without knowing how many the others wrote."""
+    return f"{split}-{partition_prefix(partition)}{index:06d}.tar"
+
+
+def partition_prefix(partition: int | None) -> str:
+    """The part of a shard name that names its partition (empty for an unpartitioned dataset)."""
+    return "" if partition is None else f"p{partition:05d}-"
 
 
 def shard_index_name(shard: str) -> str:

@@ -23,6 +23,7 @@ QuarantineReason = Literal[
     "timeout",  # a probe or decode ran past its time budget
     "crashed",  # the isolated decoder process died (native crash)
     "unreadable",  # the source could not be opened or read
+    "duplicate",  # a clip whose media is a copy of one kept in another partition (the kept one is named)
 ]
 
 QUARANTINE_REASONS: tuple[str, ...] = QuarantineReason.__args__  # type: ignore[attr-defined]

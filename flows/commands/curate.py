@@ -49,11 +49,22 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.curate_flow import run_curate
+    return run_and_report(config_from_args(args), summary=not args.no_summary)
 
-    cfg = config_from_args(args)
-    run_curate(cfg)
-    if not args.no_summary:
+
+def run_and_report(cfg, summary: bool = True) -> int:
+    """Run the flow; a run that failed says why and exits 1, with nothing committed."""
+    import sys
+
+    from flows.curate_flow import run_curate
+    from pipelines.curate_run import CurateFailed
+
+    try:
+        run_curate(cfg)
+    except CurateFailed as exc:
+        print(f"omnicurate curate: failed: {exc}", file=sys.stderr)
+        return 1
+    if summary:
         from pipelines.dataset.summary import summarize_dataset
 
         print(summarize_dataset(cfg.output))

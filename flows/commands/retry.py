@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,12 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.commands.curate import config_from_args
-    from flows.curate_flow import run_curate
-    from pipelines.run_ledger import RunLedger
+    from flows.commands.curate import config_from_args, run_and_report
+    from pipelines.curate_run import failed_sources
 
     cfg = config_from_args(args)
-    forgotten = RunLedger(Path(cfg.work_path) / "ledger").forget_failed()
-    print(f"retrying {forgotten} failed item(s)")
-    run_curate(cfg)
-    return 0
+    print(f"retrying {failed_sources(cfg)} failed source(s)")
+    return run_and_report(cfg, summary=not getattr(args, "no_summary", False))

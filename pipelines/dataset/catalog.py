@@ -82,12 +82,13 @@ class CatalogBuilder:
             self._append("quarantine", uri=q.uri, reason=q.reason, detail=q.detail, stage=q.stage,
                          size_bytes=q.size_bytes, sha256=q.sha256)
 
-    def tables(self, location: DatasetLocation | None = None) -> dict[str, pa.Table]:
-        """The six tables; with a location, shard and byte columns are filled from its shard indexes."""
+    def tables(self, location: DatasetLocation | None = None, shards: list[str] | None = None) -> dict[str, pa.Table]:
+        """The six tables; with a location, shard and byte columns are filled from its shard indexes (of
+        ``shards`` only, when given)."""
         tables = {name: pa.table(dict(self.rows[name]), schema=SCHEMAS[name]) if self.rows[name]
                   else SCHEMAS[name].empty_table() for name in CATALOG_TABLES}
         if location is not None:
-            tables = fill_storage_columns(tables, location)
+            tables = fill_storage_columns(tables, location, shards)
         return tables
 
     def write(self, out: str | DatasetLocation, extra_tables: dict[str, pa.Table] | None = None) -> dict[str, pa.Table]:
@@ -97,12 +98,16 @@ class CatalogBuilder:
         return tables
 
 
-def fill_storage_columns(tables: dict[str, pa.Table], location: DatasetLocation) -> dict[str, pa.Table]:
-    """Join each kept sample to its shard and member sizes through the shard indexes (what the tars hold)."""
+def fill_storage_columns(tables: dict[str, pa.Table], location: DatasetLocation,
+                         shards: list[str] | None = None) -> dict[str, pa.Table]:
+    """Join each kept sample to its shard and member sizes through the shard indexes (what the tars hold):
+    those of ``shards`` (shard file names), or every index under ``shards/``."""
     shard_of: dict[str, str] = {}
     member_size: dict[str, int] = {}
     sample_bytes: dict[str, int] = defaultdict(int)
-    for name in location.listdir(SHARDS_DIR):
+    indexes = (location.listdir(SHARDS_DIR) if shards is None
+               else [name.removesuffix(".tar") + ".index.parquet" for name in shards])
+    for name in indexes:
         if not name.endswith(".index.parquet"):
             continue
         with location.open(SHARDS_DIR, name) as f:
@@ -127,44 +132,91 @@ def fill_storage_columns(tables: dict[str, pa.Table], location: DatasetLocation)
     return {**tables, "samples": samples, "media": media}
 
 
+SINGLE_FRAGMENT = "all"
+"""Fragment name of a catalog written in one piece (a subset, a dataset written by one writer)."""
+
+
+def _fragment_name(fragment: str) -> str:
+    if not _TABLE_NAME_RE.match(fragment):
+        raise ValueError(f"catalog fragment name {fragment!r} must be a lowercase identifier")
+    return f"{fragment}.parquet"
+
+
+def write_catalog_fragment(out: str | DatasetLocation, fragment: str, tables: dict[str, pa.Table]) -> None:
+    """Write ``catalog/<table>/<fragment>.parquet`` for every table (one fragment per partition), each atomically."""
+    location = as_location(out)
+    for name, table in tables.items():
+        if not _TABLE_NAME_RE.match(name):
+            raise ValueError(f"catalog table name {name!r} must be a lowercase identifier")
+        if name in SCHEMAS and not table.schema.equals(SCHEMAS[name]):
+            raise ValueError(f"catalog table {name} does not match schemas.catalog_tables.{name.upper()}")
+        location.makedirs(CATALOG_DIR, name)
+        with location.atomic_writer(CATALOG_DIR, name, _fragment_name(fragment)) as f:
+            pq.write_table(table, f, compression="zstd")
+
+
+def prune_catalog(out: str | DatasetLocation, fragments: set[str], tables: set[str]) -> None:
+    """Remove catalog files of other fragments or tables (an earlier run's) and any older flat layout."""
+    location = as_location(out)
+    keep = {_fragment_name(f) for f in fragments}
+    for name in location.listdir(CATALOG_DIR):
+        if name not in tables:
+            location.remove(CATALOG_DIR, name)
+            continue
+        for file in location.listdir(CATALOG_DIR, name):
+            if file not in keep:
+                location.remove(CATALOG_DIR, name, file)
+
+
+def read_catalog_table(out: str | DatasetLocation, name: str) -> pa.Table:
+    """One catalog table, all its fragments concatenated in fragment order."""
+    location = as_location(out)
+    files = [f for f in location.listdir(CATALOG_DIR, name) if f.endswith(".parquet")]
+    if not files:
+        raise FileNotFoundError(f"{location.path(CATALOG_DIR, name)} holds no catalog fragment")
+    parts = []
+    for file in files:
+        with location.open(CATALOG_DIR, name, file) as f:
+            parts.append(pq.read_table(f))
+    return pa.concat_tables(parts)
+
+
 def write_catalog(out: str | DatasetLocation, tables: dict[str, pa.Table],
                   extra_tables: dict[str, pa.Table] | None = None) -> None:
-    """Write ``catalog/<name>.parquet`` for every table and ``catalog.duckdb`` with a view per table.
-
-    Views name the Parquet files by relative path, so the dataset directory can be moved; readers
-    open it through :func:`open_catalog`, which points DuckDB's file search path at the dataset.
-    """
+    """Write the whole catalog as one fragment per table and ``catalog.duckdb`` with a view per table."""
     location = as_location(out)
     all_tables = dict(tables)
     for name, table in (extra_tables or {}).items():
         if not _TABLE_NAME_RE.match(name) or name in CATALOG_TABLES:
             raise ValueError(f"extra catalog table name {name!r} must be a new lowercase identifier")
         all_tables[name] = table
-    for name in CATALOG_TABLES:
-        if not all_tables[name].schema.equals(SCHEMAS[name]):
-            raise ValueError(f"catalog table {name} does not match schemas.catalog_tables.{name.upper()}")
-    location.makedirs(CATALOG_DIR)
-    for name, table in all_tables.items():
-        with location.atomic_writer(CATALOG_DIR, f"{name}.parquet") as f:
-            pq.write_table(table, f, compression="zstd")
+    missing = [name for name in CATALOG_TABLES if name not in all_tables]
+    if missing:
+        raise ValueError(f"catalog tables missing: {', '.join(missing)}")
+    write_catalog_fragment(location, SINGLE_FRAGMENT, all_tables)
+    prune_catalog(location, {SINGLE_FRAGMENT}, set(all_tables))
     write_catalog_views(location, {name: table.schema for name, table in all_tables.items()})
 
 
 def write_catalog_views(out: str | DatasetLocation, schemas: dict[str, pa.Schema]) -> None:
-    """Write ``catalog.duckdb`` with one view per ``catalog/<name>.parquet`` (the files are written separately)."""
+    """Write ``catalog.duckdb`` with one view per table over all of ``catalog/<name>/*.parquet``.
+
+    Views name the files by relative path, so the dataset directory can be moved; readers open it through
+    :func:`open_catalog`, which points DuckDB's file search path at the dataset.
+    """
     location = as_location(out)
     with tempfile.TemporaryDirectory(prefix="omnicurate-catalog-") as tmp:
         staging = Path(tmp)
-        (staging / CATALOG_DIR).mkdir()
         for name, schema in schemas.items():
             # views bind against the files when created, so stage the schemas next to the db
-            pq.write_table(schema.empty_table(), staging / CATALOG_DIR / f"{name}.parquet")
+            (staging / CATALOG_DIR / name).mkdir(parents=True)
+            pq.write_table(schema.empty_table(), staging / CATALOG_DIR / name / "schema.parquet")
         db_path = staging / CATALOG_DB
         con = duckdb.connect(str(db_path))
         try:
             con.execute(f"SET file_search_path = '{_sql_string(str(staging))}'")
             for name in schemas:
-                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{CATALOG_DIR}/{name}.parquet')")
+                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{CATALOG_DIR}/{name}/*.parquet')")
             con.execute("CHECKPOINT")
         finally:
             con.close()
@@ -203,9 +255,10 @@ def open_catalog(dataset: str | Path | DatasetLocation) -> duckdb.DuckDBPyConnec
     else:
         root = Path(tempfile.mkdtemp(prefix="omnicurate-catalog-"))
         atexit.register(shutil.rmtree, root, True)
-        (root / CATALOG_DIR).mkdir()
         for name in location.listdir(CATALOG_DIR):
-            (root / CATALOG_DIR / name).write_bytes(location.read_bytes(CATALOG_DIR, name))
+            (root / CATALOG_DIR / name).mkdir(parents=True)
+            for file in location.listdir(CATALOG_DIR, name):
+                (root / CATALOG_DIR / name / file).write_bytes(location.read_bytes(CATALOG_DIR, name, file))
         (root / CATALOG_DB).write_bytes(location.read_bytes(CATALOG_DB))
     db = root / CATALOG_DB
     if not db.is_file():

@@ -127,10 +127,12 @@ class ShardWriter:
     """
 
     def __init__(self, out: str | DatasetLocation, cfg: ShardConfig | None = None, *, split: str = SPLIT,
-                 reuse_committed: bool = False):
+                 reuse_committed: bool = False, partition: int | None = None):
         """``reuse_committed``: a shard already in place whose index lists exactly the members this
-        writer would put in it is kept as it is, not written again (how a resumed run skips committed work)."""
+        writer would put in it is kept as it is, not written again (how a resumed run skips committed work).
+        ``partition``: the shards are that partition's (``train-p00003-000000.tar``)."""
         self.location = as_location(out)
+        self.partition = partition
         self._reuse = reuse_committed
         self._held: _CommittedShard | None = None
         self.reused: list[str] = []
@@ -199,12 +201,12 @@ class ShardWriter:
             if self._held.hold(key, members, size):
                 self._keys.add(key)
                 self._samples_in_shard += 1
-                return shard_name(len(self._entries), self.split)
+                return shard_name(len(self._entries), self.split, self.partition)
             self._write_held()
         self._write_members(key, members)
         self._keys.add(key)
         self._samples_in_shard += 1
-        return shard_name(len(self._entries), self.split)
+        return shard_name(len(self._entries), self.split, self.partition)
 
     def _write_members(self, key: str, members: list[_Member]) -> None:
         assert self._out is not None
@@ -232,7 +234,7 @@ class ShardWriter:
             raise OSError(f"{m.path} changed size while being sharded ({m.size} -> {copied} bytes)")
 
     def _start_shard(self) -> None:
-        name = shard_name(len(self._entries), self.split)
+        name = shard_name(len(self._entries), self.split, self.partition)
         self._samples_in_shard = 0
         if self._reuse and self.location.exists(SHARDS_DIR, name) and self.location.exists(
                 SHARDS_DIR, shard_index_name(name)):
@@ -246,7 +248,7 @@ class ShardWriter:
         """The shard in place differs from what this run makes: write it after all, from the held samples."""
         assert self._held is not None
         held, self._held = self._held, None
-        self._open_output(shard_name(len(self._entries), self.split))
+        self._open_output(shard_name(len(self._entries), self.split, self.partition))
         for key, members in held.samples:
             self._write_members(key, members)
             self._samples_in_shard += 1
@@ -260,7 +262,7 @@ class ShardWriter:
         self._samples_in_shard = 0
 
     def _finish_shard(self) -> None:
-        name = shard_name(len(self._entries), self.split)
+        name = shard_name(len(self._entries), self.split, self.partition)
         if self._held is not None:
             if self._held.complete and self._held.matches_tar(self.location.open(SHARDS_DIR, name)):
                 self._entries.append(ShardEntry(
@@ -317,11 +319,12 @@ def write_index(location: DatasetLocation, index_name: str, rows: list[tuple[str
         pq.write_table(table, f, compression="zstd")
 
 
-def prune_shards(location: DatasetLocation, entries: list[ShardEntry]) -> None:
-    """Remove files under ``shards/`` that belong to no shard of ``entries`` (left by an earlier, larger run)."""
+def prune_shards(location: DatasetLocation, entries: list[ShardEntry], prefix: str = "") -> None:
+    """Remove files under ``shards/`` whose names start with ``prefix`` (a split and partition, or anything)
+    that belong to no shard of ``entries`` (left by an earlier, larger run)."""
     current = {n for e in entries for n in (e.name, e.index, sample_offsets_name(e.name))}
     for name in location.listdir(SHARDS_DIR):
-        if name not in current:
+        if name.startswith(prefix) and name not in current:
             location.remove(SHARDS_DIR, name)
 
 

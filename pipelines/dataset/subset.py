@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from pipelines.dataset.catalog import fill_storage_columns, query, write_catalog
+from pipelines.dataset.catalog import fill_storage_columns, query, read_catalog_table, write_catalog
 from pipelines.dataset.location import DatasetLocation, as_location
 from pipelines.dataset.energon_meta import write_energon_meta
 from pipelines.dataset.manifest import read_manifest, write_manifest
@@ -16,7 +15,7 @@ from pipelines.dataset.shard_index import SampleReader
 from pipelines.dataset.shard_writer import ShardWriter, prune_shards
 from schemas.catalog_tables import SCHEMAS
 from schemas.config import ShardConfig
-from schemas.dataset_format import CATALOG_DIR, MANIFEST_FILE, SCHEMA_VERSION, Manifest
+from schemas.dataset_format import MANIFEST_FILE, SCHEMA_VERSION, Manifest
 
 
 def select_keys(dataset: str | Path | DatasetLocation, where: str) -> set[str]:
@@ -51,8 +50,7 @@ def subset_dataset(src: str | Path | DatasetLocation, where: str, out: str | Pat
 
     tables = {}
     for name, schema in SCHEMAS.items():
-        with source.open(CATALOG_DIR, f"{name}.parquet") as f:
-            table = pq.read_table(f).cast(schema)
+        table = read_catalog_table(source, name).cast(schema)
         if "key" in table.column_names:
             table = table.filter(pc.is_in(table["key"], value_set=pa.array(sorted(keys), pa.string())))
         else:

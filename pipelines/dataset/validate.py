@@ -9,9 +9,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
+import pyarrow as pa
 
-from pipelines.dataset.catalog import query
+from pipelines.dataset.catalog import query, read_catalog_table
 from pipelines.dataset.location import DatasetLocation, as_location
 from pipelines.dataset.energon_meta import INFO_FILE, read_sample_offsets, sample_offsets_name
 from pipelines.dataset.manifest import read_manifest
@@ -21,7 +21,6 @@ from schemas import SchemaError, from_json
 from schemas.catalog_tables import SCHEMAS
 from schemas.dataset_format import (
     CATALOG_DB,
-    CATALOG_DIR,
     CATALOG_TABLES,
     NV_META_DIR,
     SAMPLE_JSON,
@@ -107,11 +106,14 @@ def _check_shard(location: DatasetLocation, entry: ShardEntry, problems: list[st
 
 
 def _read_catalog_table(location: DatasetLocation, name: str, problems: list[str]):
-    if not location.exists(CATALOG_DIR, f"{name}.parquet"):
+    try:
+        table = read_catalog_table(location, name)
+    except FileNotFoundError:
         problems.append(f"catalog: table {name} is missing")
         return None
-    with location.open(CATALOG_DIR, f"{name}.parquet") as f:
-        table = pq.read_table(f)
+    except pa.ArrowInvalid:
+        problems.append(f"catalog: table {name} has fragments of different schemas")
+        return None
     if not table.schema.remove_metadata().equals(SCHEMAS[name].remove_metadata()):
         problems.append(f"catalog: table {name} does not match schemas.catalog_tables")
         return None
@@ -131,7 +133,7 @@ def _check_catalog(location: DatasetLocation, manifest: Manifest, held: dict[str
         try:
             viewed = query(location, "SELECT count(*) AS n FROM samples")["n"][0].as_py()
             if viewed != len(all_keys):
-                problems.append(f"catalog: the samples view shows {viewed} rows, samples.parquet holds {len(all_keys)}")
+                problems.append(f"catalog: the samples view shows {viewed} rows, its files hold {len(all_keys)}")
         except duckdb.Error as exc:
             problems.append(f"catalog: {CATALOG_DB} views do not resolve: {exc}")
     if len(set(all_keys)) != len(all_keys):

@@ -87,9 +87,9 @@ def test_driver_killed_twice_then_resumed_equals_uninterrupted(corpus, reference
     ledger = out / ".work" / "ledger"
 
     # 1: mid media stage, once the first batch is in the ledger
-    assert _kill_when(_spawn(corpus, out, home), lambda: ledger.is_dir() and any(ledger.glob("*.jsonl")))
+    assert _kill_when(_spawn(corpus, out, home), lambda: ledger.is_dir() and any(ledger.glob("*/*.jsonl")))
     assert not (out / "manifest.json").exists()
-    batches_after_first_kill = len(list(ledger.glob("*.jsonl")))
+    batches_after_first_kill = len(list(ledger.glob("*/*.jsonl")))
 
     # 2: mid commit, once a shard is in place
     shards = out / "shards"
@@ -101,7 +101,7 @@ def test_driver_killed_twice_then_resumed_equals_uninterrupted(corpus, reference
     for name, path in visible.items():  # nothing partial is ever visible under a shard's name
         assert hashlib.sha256(path.read_bytes()).hexdigest() == expected[name]
     stamps = {name: path.stat().st_mtime_ns for name, path in visible.items()}
-    assert len(list(ledger.glob("*.jsonl"))) > batches_after_first_kill  # the media work resumed, not restarted
+    assert len(list(ledger.glob("*/*.jsonl"))) > batches_after_first_kill  # the media work resumed, not restarted
 
     # 3: run to the end
     assert main(_curate_args(corpus, out)) == 0

@@ -1,4 +1,4 @@
-"""The dialogue stage on a local Ray: the same samples, in the same order, as the in-process path."""
+"""One partition's dialogue stage on a local Ray: the same samples, in the same order, as the in-process path."""
 
 import subprocess
 
@@ -22,7 +22,7 @@ def test_ray_stage_matches_in_process_curation(ray_local, tmp_path):
     clips = [annotated_clip(i, ("video", "image", "audio")[i % 3], media_path=still) for i in range(12)]
     cfg = CurateConfig(input=str(tmp_path), output=str(tmp_path / "out"), seed=2,
                        dialogue=DialogueConfig(dialogues=PLANS_PER_TASK + 3, max_turns=10))
-    samples = run_dialogue_stage(clips, cfg)
+    samples = run_dialogue_stage(clips, cfg, scratch=tmp_path / "scratch")
     by_id = {c.clip.clip_id: c for c in clips}
     pool = answer_pool({f.fact_id: f for c in clips for f in c.facts})
     expected = curate_plans(plan_dialogues(clips, cfg.dialogue, cfg.seed), by_id, cfg, make_writer(cfg.dialogue), pool)
@@ -36,41 +36,42 @@ def test_ray_stage_matches_in_process_curation(ray_local, tmp_path):
     assert sum(s.sample.preference is not None for s in samples) >= len(samples) - 1
 
 
-def test_one_batch_in_the_driver_equals_the_same_plans_fanned_out(ray_local, tmp_path, monkeypatch):
-    from pipelines import dialogue_stage
-
-    still = tiny_jpg(tmp_path / "still.jpg", "blue")
-    clips = [annotated_clip(i, ("video", "image", "audio")[i % 3], media_path=still) for i in range(9)]
-    cfg = CurateConfig(input=str(tmp_path), output=str(tmp_path / "out"), seed=4,
-                       dialogue=DialogueConfig(dialogues=PLANS_PER_TASK, max_turns=8))
-    in_driver = run_dialogue_stage(clips, cfg)
-    monkeypatch.setattr(dialogue_stage, "PLANS_PER_TASK", 3)  # three Ray tasks for the same plans
-    assert run_dialogue_stage(clips, cfg) == in_driver
-    assert len(in_driver) == PLANS_PER_TASK
-
-
 def test_ray_stage_speaks_kept_samples(ray_local, tmp_path):
     clips = [annotated_clip(i, ("video", "image", "audio")[i % 3]) for i in range(3)]
     cfg = CurateConfig(input=str(tmp_path), output=str(tmp_path / "out"), seed=1,
                        dialogue=DialogueConfig(dialogues=1, min_turns=2, max_turns=2),
                        speech=SpeechConfig(enabled=True, backend="espeak"))
-    (sample,) = run_dialogue_stage(clips, cfg)
+    (sample,) = run_dialogue_stage(clips, cfg, scratch=tmp_path / "scratch")
     turns = sample.sample.dialogue.turns
     assert [t.user.speech_member for t in turns] == ["t00.user.flac", "t01.user.flac"]
-    assert all(sample.files[t.user.speech_member].startswith(str(tmp_path / "out" / ".work" / "speech")) for t in turns)
+    # the TTS actor hands speech back as bytes; they land in the partition's own scratch folder
+    for t in turns:
+        path = sample.files[t.user.speech_member]
+        assert path.startswith(str(tmp_path / "scratch" / "speech")) and open(path, "rb").read(4) == b"fLaC"
     assert len([v for v in sample.sample.verdicts if v.filter == "speech_wer"]) == 2
     budget = [v for v in sample.sample.verdicts if v.filter == "token_budget"]
     assert len(budget) == 1 and budget[0].score == sample.sample.tokens.total / cfg.tokens.max_sequence
 
 
-def test_ray_stage_runs_a_local_llm_writer_on_an_actor(ray_local, tmp_path):
+def test_ray_stage_runs_a_local_llm_writer_on_a_pool_of_actors(ray_local, tmp_path, monkeypatch):
+    import ray
+
+    from pipelines import dialogue_stage
+
     model = build_tiny_causal_lm(tmp_path / "tiny-llm")
     clips = [annotated_clip(i, ("video", "image", "audio")[i % 3]) for i in range(6)]
     cfg = CurateConfig(input=str(tmp_path), output=str(tmp_path / "out"), seed=4,
                        dialogue=DialogueConfig(dialogues=2, min_turns=3, max_turns=3, writer="local_llm",
-                                               writer_model=str(model), writer_batch_size=6))
-    samples = run_dialogue_stage(clips, cfg)
-    assert len(samples) == 2
+                                               writer_model=str(model), writer_batch_size=6, writer_actors=2))
+    monkeypatch.setattr(dialogue_stage, "PLANS_PER_TASK", 1)  # one plan per call: both actors write
+    actors = dialogue_stage.start_dialogue_actors(cfg, ray.cluster_resources())
+    assert len(actors.writers) == 2 and not actors.speakers
+    try:
+        samples = run_dialogue_stage(clips, cfg, actors, scratch=tmp_path / "scratch")
+        pids = set(ray.get([w.__ray_call__.remote(lambda self: __import__("os").getpid()) for w in actors.writers]))
+    finally:
+        dialogue_stage.release_dialogue_actors(actors)
+    assert len(samples) == 2 and len(pids) == 2
     for s in samples:
         validation = [v for v in s.sample.verdicts if v.filter == "writer_validation"]
         assert len(validation) == 1 and validation[0].score == 0.0  # random weights: every turn kept from the draft
@@ -90,8 +91,8 @@ def test_failed_renders_are_verdicts_until_too_many_in_a_row(tmp_path):
                        dialogue=DialogueConfig(dialogues=MAX_CONSECUTIVE_SPEECH_FAILURES + 1, max_turns=4))
     samples = curate_plans(plan_dialogues(clips, cfg.dialogue, 0), by_id, cfg, make_writer(cfg.dialogue))
     broken = EspeakSpeaker(binary="false")  # a TTS command that exits with an error
-    few = speak_samples(samples[:2], by_id, cfg, broken, asr=None)
+    few = speak_samples(samples[:2], by_id, cfg, broken, asr=None, out_dir=tmp_path / "speech")
     assert [s.kept for s in few] == [False, False]
     assert all("speech rendering failed" in s.sample.verdicts[-1].reason for s in few)
     with pytest.raises(RuntimeError, match="in a row"):
-        speak_samples(samples, by_id, cfg, broken, asr=None)
+        speak_samples(samples, by_id, cfg, broken, asr=None, out_dir=tmp_path / "speech")

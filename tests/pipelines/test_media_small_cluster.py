@@ -11,11 +11,13 @@ def test_media_stage_completes_on_one_cpu(tmp_path):
     synth_corpus(tmp_path / "corpus", seed=1, videos=1, audio=1, images=1)
     script = textwrap.dedent(f"""
         import ray
+        from curators.sources import list_sources
+        from pipelines.media_actors import start_media_actors
         from pipelines.media_stage import run_media_stage
         from schemas.config import CurateConfig
         ray.init(num_cpus=1, include_dashboard=False)
-        result = run_media_stage(CurateConfig(input={str(tmp_path / 'corpus')!r}, output={str(tmp_path / 'out')!r}),
-                                 progress=False)
+        cfg = CurateConfig(input={str(tmp_path / 'corpus')!r}, output={str(tmp_path / 'out')!r})
+        result = run_media_stage(cfg, list_sources(cfg.input), start_media_actors(cfg, ray.cluster_resources()))
         print("CLIPS", len(result.clips), "QUARANTINED", len(result.quarantine))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False,

@@ -14,6 +14,19 @@ from pipelines.media_stage import run_media_stage
 from schemas.config import AsrConfig, CurateConfig, DecodeConfig, ProbePolicy
 
 
+def media_of(cfg: CurateConfig, sources=None, sound: bool = True):
+    """The stage over ``sources`` (default: the input) with pools started for the call and released after."""
+    import ray
+
+    from curators.sources import list_sources
+
+    actors = media_actors.start_media_actors(cfg, ray.cluster_resources(), sound=sound)
+    try:
+        return run_media_stage(cfg, list_sources(cfg.input) if sources is None else sources, actors)
+    finally:
+        media_actors.release_media_actors()
+
+
 def test_media_stage_annotates_good_files_and_quarantines_bad_ones(tmp_path: Path, ray_local):
     corpus = tmp_path / "corpus"
     facts = {row["file"]: row for row in synth_corpus(corpus, seed=3, videos=1, audio=1, images=1)}
@@ -27,8 +40,13 @@ def test_media_stage_annotates_good_files_and_quarantines_bad_ones(tmp_path: Pat
     tone(corpus / "surround.m4a", seconds=1.0, channels=6, rate=48000, extra=("-c:a", "aac"))
     cfg = CurateConfig(input=str(corpus), output=str(tmp_path / "out"),
                        decode=DecodeConfig(frames_per_clip=4, clip_seconds=3.0))
-    result = run_media_stage(cfg, progress=False)
-    assert media_actors._actor_pools == {}, "decoders and the ASR actor are released unless keep_actors"
+    result = media_of(cfg)
+    assert media_actors._actor_pools == {}, "decoders and the ASR actor are released"
+    for annotated in result.clips:  # bytes, not paths: the clip may have been decoded on another node
+        clip = annotated.clip
+        named = [clip.media_path, *clip.frame_paths, *([clip.audio_path] if clip.audio_path else [])]
+        assert all("/" not in name for name in named)
+        assert set(named) == set(result.files[clip.clip_id]) and all(result.files[clip.clip_id].values())
 
     assert {(Path(q.uri).name, q.reason) for q in result.quarantine} == {
         ("empty.mp4", "empty"), ("cut.mp4", "truncated"), ("text.mp4", "not_media"),
@@ -107,12 +125,11 @@ def test_a_crashing_decoder_is_quarantined_and_a_buggy_one_raises(tmp_path: Path
 
 
 def test_no_sources_gives_an_empty_result(tmp_path: Path, ray_local):
-    result = run_media_stage(CurateConfig(input=str(tmp_path), output=str(tmp_path / "out")), sources=[],
-                             progress=False)
+    result = media_of(CurateConfig(input=str(tmp_path), output=str(tmp_path / "out")), sources=[])
     assert (result.clips, result.quarantine, result.counters["sources"]) == ([], [], 0)
 
 
-def test_kept_actors_serve_every_batch_then_are_released(tmp_path: Path, ray_local):
+def test_shared_actors_serve_every_batch_then_are_released(tmp_path: Path, ray_local):
     import ray
 
     corpus = tmp_path / "corpus"
@@ -120,12 +137,13 @@ def test_kept_actors_serve_every_batch_then_are_released(tmp_path: Path, ray_loc
     cfg = CurateConfig(input=str(corpus), output=str(tmp_path / "out"), asr=AsrConfig(actors=2))
     from curators.sources import list_sources
 
-    first, second = run_media_stage(cfg, sources=list_sources(cfg.input)[:2], progress=False, keep_actors=True), None
+    actors = media_actors.start_media_actors(cfg, ray.cluster_resources())
+    first = run_media_stage(cfg, list_sources(cfg.input)[:2], actors)
     pools = {key: list(pool.actors) for key, pool in media_actors._actor_pools.items()}
     groups = [pool.group for pool in media_actors._actor_pools.values()]
     assert {key[1] for key in pools} == {"asr", "decode"} and len(next(p for k, p in pools.items() if k[1] == "asr")) == 2
     pids = {key: ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in pool]) for key, pool in pools.items()}
-    second = run_media_stage(cfg, sources=list_sources(cfg.input)[2:], progress=False, keep_actors=True)
+    second = run_media_stage(cfg, list_sources(cfg.input)[2:], actors)
     assert {key: pool.actors for key, pool in media_actors._actor_pools.items()} == pools, "the same actors again"
     assert pids == {key: ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in pool])
                     for key, pool in pools.items()}
@@ -152,10 +170,19 @@ def test_a_resized_asr_pool_replaces_the_old_one(ray_local):
 
 
 def test_only_image_sources_start_no_speech_model(tmp_path: Path, ray_local):
+    import ray
+
+    from curators.sources import list_sources
+    from pipelines.dataset.location import as_location
+    from pipelines.partitions import stage_partitions
+
     corpus = tmp_path / "corpus"
     synth_corpus(corpus, seed=6, videos=0, audio=0, images=2)
     cfg = CurateConfig(input=str(corpus), output=str(tmp_path / "out"))
-    result = run_media_stage(cfg, progress=False, keep_actors=True)
+    plan = stage_partitions(cfg, as_location(cfg.work_path))
+    assert (plan.sizes, plan.sound) == ([2], False)
+    actors = media_actors.start_media_actors(cfg, ray.cluster_resources(), sound=plan.sound)
+    result = run_media_stage(cfg, list_sources(cfg.input), actors)
     assert len(result.clips) == 2
     assert {key[1] for key in media_actors._actor_pools} == {"decode"}
     media_actors.release_media_actors()

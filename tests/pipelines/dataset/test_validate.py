@@ -45,7 +45,7 @@ def test_missing_shard_is_caught(copy):
 
 
 def test_catalog_row_without_a_sample_is_caught(copy):
-    path = copy / "catalog" / "turns.parquet"
+    path = copy / "catalog" / "turns" / "all.parquet"
     turns = pq.read_table(path)
     orphan = turns.slice(0, 1).set_column(0, turns.schema.field("key"), pa.array(["ghost"], pa.string()))
     pq.write_table(pa.concat_tables([turns, orphan]), path)
@@ -54,7 +54,7 @@ def test_catalog_row_without_a_sample_is_caught(copy):
 
 
 def test_turn_referring_to_a_missing_member_is_caught(copy):
-    path = copy / "catalog" / "turns.parquet"
+    path = copy / "catalog" / "turns" / "all.parquet"
     turns = pq.read_table(path).to_pylist()
     turns[0]["user_media"] = ["m07.jpg"]
     pq.write_table(pa.Table.from_pylist(turns, schema=pq.read_schema(path)), path)
@@ -106,4 +106,4 @@ def test_catalog_db_whose_views_do_not_resolve_is_caught(copy):
     con = duckdb.connect(str(copy / "catalog.duckdb"))
     con.execute("CREATE VIEW samples AS SELECT 1 AS n")
     con.close()
-    assert validate_dataset(copy) == ["catalog: the samples view shows 1 rows, samples.parquet holds 7"]
+    assert validate_dataset(copy) == ["catalog: the samples view shows 1 rows, its files hold 7"]

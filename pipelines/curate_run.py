@@ -1,0 +1,295 @@
+"""A curation run on a Ray cluster, partition by partition: media, cross-partition dedup, dialogues + commit.
+
+The driver holds one small record per partition. Each partition's work is a Ray task that may run on any
+node: it reads its sources' list and writes its results on the work location (the dataset's storage), and
+hands decoded media to the shared actor pools as bytes. A partition commits its shards and catalog fragment
+on its own; the manifest, listing every shard, is written last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from pipelines.dataset.location import DatasetLocation, as_location
+from pipelines.dataset.writer import PartitionFragment, commit_partitions, write_partition
+from pipelines.media_resume import (STAGE, PartitionMedia, load_partition_media, partition_dir, partition_ledger,
+                                    run_partition_media, source_keys)
+from pipelines.partitions import PartitionPlan, partition_sources, stage_partitions
+from pipelines.run_ledger import fingerprint, ledger_schema, ledger_table
+from schemas.config import CurateConfig
+from schemas.dataset_format import MANIFEST_FILE, Manifest
+from schemas.media import QuarantineRecord
+from schemas.validation import from_json, to_json
+
+log = logging.getLogger(__name__)
+
+COMMITS_DIR = "commits"
+MAX_DEDUP_BUCKETS = 16
+"""Reducers of the cross-partition duplicate search (the answer does not depend on their number)."""
+
+
+class CurateFailed(RuntimeError):
+    """Too many sources failed (errors left after retries): the run committed nothing."""
+
+
+def work_location(cfg: CurateConfig) -> DatasetLocation:
+    return as_location(cfg.work_path)
+
+
+@dataclass(kw_only=True, slots=True)
+class MediaTotals:
+    """The media phase over all partitions, as the driver keeps it: a few numbers per partition."""
+
+    partitions: list[PartitionMedia] = field(default_factory=list)
+
+    @property
+    def sources(self) -> int:
+        return sum(p.sources for p in self.partitions)
+
+    @property
+    def failed(self) -> int:
+        return sum(p.failed for p in self.partitions)
+
+    @property
+    def first_error(self) -> str:
+        return next((p.first_error for p in sorted(self.partitions, key=lambda p: p.partition) if p.first_error), "")
+
+    def counters(self) -> dict[str, int]:
+        counts: Counter = Counter()
+        for p in self.partitions:
+            counts.update(p.counters)
+        return dict(counts)
+
+
+def _storage_options(cfg: CurateConfig) -> dict:
+    """Tasks that read or write the dataset's storage: anywhere when it is a bucket; on the driver's node
+    when it is a local directory and the cluster has other nodes (which cannot see that disk)."""
+    local = "://" not in cfg.work_path or "://" not in cfg.output
+    if local and len([n for n in ray.nodes() if n.get("Alive")]) > 1:
+        return {"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
+                                                                      soft=False)}
+    return {}
+
+
+def _in_flight(cfg: CurateConfig) -> int:
+    nodes = len([n for n in ray.nodes() if n.get("Alive")])
+    return cfg.partitions_in_flight or max(2, 2 * nodes)
+
+
+def _bounded(submit: Callable[[int], ray.ObjectRef], partitions: Iterable[int], limit: int,
+             done: Callable[[object], None]) -> None:
+    """Keep at most ``limit`` partition tasks running; hand each result to ``done`` as it arrives."""
+    pending: list[ray.ObjectRef] = []
+    for partition in partitions:
+        pending.append(submit(partition))
+        while len(pending) >= limit:
+            ready, pending = ray.wait(pending, num_returns=1)
+            done(ray.get(ready[0]))
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        done(ray.get(ready[0]))
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="source", disable=not enabled, leave=True)
+
+
+# --- media ------------------------------------------------------------------------------------------------
+
+@ray.remote(num_cpus=0, max_retries=2)
+def _media_partition(cfg: CurateConfig, partition: int, buckets: int, actors) -> PartitionMedia:
+    """One partition's media (resumed from its ledger), then its clips' signatures for the dedup pass."""
+    from curators.media_dedup import clip_signature
+    from pipelines.media_dedup import write_signatures
+
+    work = work_location(cfg)
+    sources = partition_sources(work, partition)
+    summary = run_partition_media(cfg, partition, sources, actors, work, batch_size=cfg.batch_size)
+    scratch = tempfile.mkdtemp(prefix="omnicurate-partition-")
+    try:
+        media = load_partition_media(cfg, partition, sources, work, scratch)
+        write_signatures(work, partition, [clip_signature(c.clip, partition) for c in media.clips], buckets)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return summary
+
+
+def dedup_buckets(plan: PartitionPlan) -> int:
+    return max(1, min(MAX_DEDUP_BUCKETS, plan.count))
+
+
+def run_media_phase(cfg: CurateConfig, plan: PartitionPlan, progress: bool = True) -> MediaTotals:
+    """Every partition's media work, a bounded number at once, with the run's shared actor pools."""
+    from pipelines.media_actors import release_media_actors, start_media_actors
+
+    actors = start_media_actors(cfg, ray.cluster_resources(), sound=plan.sound)
+    totals = MediaTotals()
+    bar = _progress(plan.sources, "media", progress)
+    options = _storage_options(cfg)
+
+    def done(summary: PartitionMedia) -> None:
+        totals.partitions.append(summary)
+        bar.update(summary.sources)
+        bar.set_postfix(clips=sum(p.clips for p in totals.partitions), failed=totals.failed)
+
+    try:
+        _bounded(lambda p: _media_partition.options(**options).remote(cfg, p, dedup_buckets(plan), actors),
+                 (p for p in range(plan.count) if plan.sizes[p]), _in_flight(cfg), done)
+    finally:
+        release_media_actors()
+        bar.close()
+    totals.partitions.sort(key=lambda p: p.partition)
+    return totals
+
+
+def check_failures(cfg: CurateConfig, totals: MediaTotals) -> None:
+    """Refuse to commit when no source was listed, or more sources failed than ``max_failed_fraction``."""
+    if totals.sources == 0:
+        raise CurateFailed(f"no sources found in {cfg.input}: nothing to curate")
+    if totals.failed > cfg.max_failed_fraction * totals.sources:
+        raise CurateFailed(f"{totals.failed} of {totals.sources} sources failed (max_failed_fraction "
+                           f"{cfg.max_failed_fraction:g}); nothing was committed. First error: {totals.first_error}. "
+                           "Fix the cause, then run `omnicurate retry --failed` with the same arguments.")
+
+
+# --- dedup ------------------------------------------------------------------------------------------------
+
+def run_dedup_phase(cfg: CurateConfig, plan: PartitionPlan) -> int:
+    """Near-duplicate media across partitions (the later copy is dropped); returns how many clips."""
+    from pipelines.media_dedup import find_duplicates
+
+    partitions = [p for p in range(plan.count) if plan.sizes[p]]
+    return find_duplicates(work_location(cfg), partitions, dedup_buckets(plan))
+
+
+# --- dialogues and commit ---------------------------------------------------------------------------------
+
+@dataclass(kw_only=True, slots=True)
+class CommitRecord:
+    """``work/commits/pNNNNN.json``: a committed partition, and the fingerprint of what it was made from."""
+
+    fingerprint: str
+    fragment: PartitionFragment
+
+
+def _commit_fingerprint(cfg: CurateConfig, entries: list, duplicates: dict, dialogues: int | None) -> str:
+    return fingerprint(cfg.config_hash(), dialogues, sorted((e.item, e.status, e.blobs) for e in entries),
+                       sorted((cid, d.duplicate_of) for cid, d in duplicates.items()))
+
+
+def _committed(work: DatasetLocation, out: DatasetLocation, partition: int, print_: str) -> PartitionFragment | None:
+    name = f"{partition_dir(partition)}.json"
+    if not work.exists(COMMITS_DIR, name):
+        return None
+    record = from_json(CommitRecord, work.read_bytes(COMMITS_DIR, name))
+    if record.fingerprint != print_ or not all(out.exists("shards", e.name) for e in record.fragment.shards):
+        return None
+    return record.fragment
+
+
+@ray.remote(num_cpus=0, max_retries=2)
+def _commit_partition(cfg: CurateConfig, partition: int, dialogues: int | None, actors) -> PartitionFragment:
+    from pipelines.dialogue_stage import run_dialogue_stage
+    from pipelines.media_dedup import duplicates_for
+
+    work, out = work_location(cfg), as_location(cfg.output)
+    sources = partition_sources(work, partition)
+    keys = set(source_keys(cfg, sources).values())
+    entries = [e for k, e in partition_ledger(work, partition).entries(STAGE).items() if k in keys]
+    duplicates = duplicates_for(work, partition)
+    print_ = _commit_fingerprint(cfg, entries, duplicates, dialogues)
+    if (fragment := _committed(work, out, partition, print_)) is not None:
+        return fragment  # a committed partition is never redone
+    scratch = tempfile.mkdtemp(prefix="omnicurate-partition-")
+    try:
+        media = load_partition_media(cfg, partition, sources, work, scratch)
+        clips = [c for c in media.clips if c.clip.clip_id not in duplicates]
+        dropped = [QuarantineRecord(uri=c.clip.source_uri, reason="duplicate", stage="dedup", sha256=c.source_sha256,
+                                    detail=f"clip {c.clip.clip_id} ({c.clip.start_s:g}-{c.clip.end_s:g} s): "
+                                           f"{d.reason} of clip {d.duplicate_of} (partition {d.kept_partition}, "
+                                           f"distance {d.distance})")
+                   for c in media.clips if (d := duplicates.get(c.clip.clip_id)) is not None]
+        samples = run_dialogue_stage(clips, cfg, actors, scratch=scratch, dialogues=dialogues)
+        fragment = write_partition(out, partition, samples, sorted([*media.quarantine, *dropped],
+                                                                   key=lambda q: (q.uri, q.stage, q.detail)),
+                                   shard=cfg.shard, extra_tables={"ledger": ledger_table(media.ledger)})
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    work.write_bytes((COMMITS_DIR, f"{partition_dir(partition)}.json"),
+                     to_json(CommitRecord(fingerprint=print_, fragment=fragment)).encode())
+    return fragment
+
+
+def dialogue_shares(total: int, clips: dict[int, int]) -> dict[int, int | None]:
+    """Each partition's share of a corpus-wide dialogue count, by its clips (largest remainder; None when
+    the count is left to the per-pool default)."""
+    if total <= 0 or not clips:
+        return {p: None for p in clips}
+    all_clips = sum(clips.values()) or 1
+    exact = {p: total * n / all_clips for p, n in clips.items()}
+    shares = {p: int(v) for p, v in exact.items()}
+    for p in sorted(exact, key=lambda p: (shares[p] - exact[p], p))[:total - sum(shares.values())]:
+        shares[p] += 1
+    return shares
+
+
+def run_commit_phase(cfg: CurateConfig, plan: PartitionPlan, totals: MediaTotals,
+                     progress: bool = True) -> list[PartitionFragment]:
+    """Dialogues, speech, shards and catalog fragment of every partition (skipping committed ones)."""
+    from pipelines.dialogue_stage import release_dialogue_actors, start_dialogue_actors
+
+    as_location(cfg.output).remove(MANIFEST_FILE)  # the dataset is about to change: it no longer reads as committed
+    shares = dialogue_shares(cfg.dialogue.dialogues, {p.partition: p.clips for p in totals.partitions})
+    actors = start_dialogue_actors(cfg, ray.cluster_resources())
+    fragments: list[PartitionFragment] = []
+    bar = _progress(plan.sources, "dialogues -> shards", progress)
+    options = _storage_options(cfg)
+
+    def done(fragment: PartitionFragment) -> None:
+        fragments.append(fragment)
+        bar.update(plan.sizes[fragment.partition])
+        bar.set_postfix(samples=sum(f.counts.get("samples", 0) for f in fragments))
+
+    try:
+        _bounded(lambda p: _commit_partition.options(**options).remote(cfg, p, shares.get(p), actors),
+                 sorted(shares), _in_flight(cfg), done)
+    finally:
+        release_dialogue_actors(actors)
+        bar.close()
+    return sorted(fragments, key=lambda f: f.partition)
+
+
+def commit_run(cfg: CurateConfig, plan: PartitionPlan, totals: MediaTotals, fragments: list[PartitionFragment],
+               duplicates: int) -> Manifest:
+    """The manifest over every partition's shards, written last."""
+    extra = {"sources": totals.sources, "clips": sum(p.clips for p in totals.partitions),
+             "failed_sources": totals.failed, "partitions": plan.count, "duplicate_clips": duplicates}
+    return commit_partitions(cfg.output, fragments, config_hash=cfg.config_hash(), seed=cfg.seed, extra_counts=extra,
+                             extra_schemas={"ledger": ledger_schema()})
+
+
+def plan_run(cfg: CurateConfig) -> PartitionPlan:
+    """List the input into partitions staged on the work location."""
+    return stage_partitions(cfg, work_location(cfg))
+
+
+def failed_sources(cfg: CurateConfig) -> int:
+    """Forget every partition's failed ledger entries (``retry --failed``); returns how many."""
+    work = work_location(cfg)
+    return sum(partition_ledger(work, int(name[1:])).forget_failed()
+               for name in work.listdir("ledger") if name.startswith("p") and name[1:].isdigit())
+
+
+def summary_json(manifest: Manifest) -> str:
+    return json.dumps(manifest.counts, sort_keys=True)
