@@ -123,7 +123,7 @@ def _run_batch(run_media_stage, cfg: CurateConfig, partition: int, batch: list[S
                 continue
             log.warning("media batch of %d sources failed: %s: %s", len(batch), type(exc).__name__, exc)
             return [LedgerEntry(item=keys[s.uri], uri=s.uri, stage=STAGE, status="failed",
-                                error_class=type(exc).__name__, detail=str(exc)[:500]) for s in batch], {}
+                                error_class=type(exc).__name__, detail=error_detail(exc)) for s in batch], {}
     blobs = _stage_bytes(work, partition, result.files) if result.files else ""
     clips_by_uri: dict[str, list[AnnotatedClip]] = defaultdict(list)
     for clip in result.clips:
@@ -141,6 +141,13 @@ def _run_batch(run_media_stage, cfg: CurateConfig, partition: int, batch: list[S
                                        result="[" + ",".join(to_json(c) for c in clips) + "]",
                                        blobs=blobs if clips else ""))
     return entries, result.counters
+
+
+def error_detail(exc: BaseException, limit: int = 500) -> str:
+    """One line for the ledger: the error's first line and, for a remote traceback, its last (the cause)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    text = lines[0] if len(lines) == 1 else f"{lines[0][:200]} ... {lines[-1]}"
+    return text[:limit]
 
 
 def _stage_bytes(work: DatasetLocation, partition: int, files: dict[str, dict[str, bytes]]) -> str:

@@ -11,6 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("retry", help="re-run the sources that failed in an earlier run of the same dataset")
     p.add_argument("--failed", action="store_true", required=True, help="retry the items marked failed")
     add_config_arguments(p)
+    p.add_argument("--no-summary", action="store_true", help="do not print the dataset summary")
     p.set_defaults(run=run)
 
 
@@ -20,4 +21,4 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     print(f"retrying {failed_sources(cfg)} failed source(s)")
-    return run_and_report(cfg, summary=not getattr(args, "no_summary", False))
+    return run_and_report(cfg, summary=not args.no_summary)
