@@ -38,14 +38,14 @@ class Reservations:
     light: float
 
 
-def reservations(cluster_cpus: float, asr_actors: int, captioner: bool) -> Reservations:
+def reservations(cluster_cpus: float, asr_actors: int, captioners: int) -> Reservations:
     """One decoder per four CPUs (at least one: decord decoding is the lightest of the media work); every
     long-lived actor and every light task takes half a CPU, so probes and visual facts get most of a big
     cluster and go round all its nodes. The actors are scaled down until a light task still fits beside
     them all, or a small cluster (one CPU, or many ASR actors on two) would wait forever for a probe slot."""
     light = 0.5 * min(1.0, max(cluster_cpus, 0.5) / 2)
     decoders = max(1, int(cluster_cpus) // 4)
-    wanted = 0.5 * (decoders + asr_actors + (1 if captioner else 0))
+    wanted = 0.5 * (decoders + asr_actors + int(captioners))
     scale = min(1.0, (cluster_cpus - light) / wanted)
 
     def cpus(value: float) -> float:  # Ray counts CPUs to 1e-4: round down so the sum never overshoots
@@ -179,12 +179,24 @@ def decode_actors(count: int, cpus: float) -> list:
                  lambda strategy: DecodeActor.options(num_cpus=cpus, scheduling_strategy=strategy).remote())
 
 
-def caption_actors(cfg: VisualConfig, cpus: float) -> list:
-    """The captioner actor for these settings (none when captioning is off)."""
+def caption_actor_count(cfg: VisualConfig, resources: dict[str, float]) -> int:
+    """``cfg.captioner_actors``, or for 0 one per GPU for a local VLM on a GPU cluster, else one per four CPUs."""
     if cfg.captioner == "none":
+        return 0
+    if cfg.captioner_actors:
+        return cfg.captioner_actors
+    if cfg.captioner == "local_vlm" and resources.get("GPU", 0) >= 1:
+        return int(resources["GPU"])
+    return max(1, int(resources.get("CPU", 1)) // 4)
+
+
+def caption_actors(cfg: VisualConfig, cpus: float, count: int = 1, gpus: int = 0) -> list:
+    """``count`` captioner actors for these settings (none when captioning is off), one GPU each if ``gpus``."""
+    if cfg.captioner == "none" or count == 0:
         return []
-    return _pool(("caption", to_json(cfg), cpus), 1, {"CPU": cpus},
-                 lambda strategy: CaptionActor.options(num_cpus=cpus, scheduling_strategy=strategy).remote(cfg))
+    bundle = {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
+    return _pool(("caption", to_json(cfg), cpus, count), count, bundle, lambda strategy: CaptionActor.options(
+        num_cpus=cpus, num_gpus=gpus, scheduling_strategy=strategy).remote(cfg))
 
 
 def release_media_actors() -> None:
@@ -220,7 +232,9 @@ def start_media_actors(cfg: CurateConfig, resources: dict[str, float], sound: bo
     """Pools sized to the cluster's resources (see reservations); the ASR pool first, as its model load is the
     longest start (none when no source can carry ``sound``). Stop them with release_media_actors."""
     asr_count = asr_actor_count(cfg.asr, resources) if sound else 0
-    cpus = reservations(resources.get("CPU", 2), asr_count, cfg.visual.captioner != "none")
+    captioners = caption_actor_count(cfg.visual, resources)
+    cpus = reservations(resources.get("CPU", 2), asr_count, captioners)
     asr = asr_actors(cfg.asr, cpus.asr, asr_count) if sound else []
+    gpu = 1 if cfg.visual.captioner == "local_vlm" and resources.get("GPU", 0) >= 1 else 0
     return MediaActors(decoders=decode_actors(cpus.decoders, cpus.decoder), asr=asr,
-                       captioner=caption_actors(cfg.visual, cpus.caption), light=cpus.light)
+                       captioner=caption_actors(cfg.visual, cpus.caption, captioners, gpu), light=cpus.light)

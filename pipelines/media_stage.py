@@ -110,7 +110,8 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
     asr_busy = [0] * len(asr_pool)
     decoders = actors.decoders
     decoder_busy = [0] * len(decoders)
-    captioner = next(iter(actors.captioner), None)
+    captioners = actors.captioner
+    captions_sent = 0
     pending: dict[ray.ObjectRef, tuple[str, int, str]] = {}
     states: dict[int, _AssetState] = {}
     next_item = 0
@@ -189,7 +190,9 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
                         pending[visual_task.options(**light).remote(frames, cfg.visual)] = (
                             "visual", index, clip.clip_id)
                         state.waiting += 1
-                        if captioner is not None:
+                        if captioners:
+                            captioner = captioners[captions_sent % len(captioners)]
+                            captions_sent += 1
                             pending[captioner.caption.remote(frames)] = ("caption", index, clip.clip_id)
                             state.waiting += 1
                 if state.waiting == 0:

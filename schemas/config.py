@@ -114,11 +114,14 @@ class VisualConfig:
     """Local model path (local_vlm) or model name (endpoint)."""
     captioner_url: str | None = None
     """Base URL of an OpenAI-compatible server; the key comes from OMNICURATE_API_KEY."""
+    captioner_actors: int = 0
+    """Captioner actors in the pool; 0: one per GPU for a local VLM on a GPU cluster, else one per four CPUs."""
 
     def __post_init__(self) -> None:
         require(self.max_colors >= 1, "max_colors", "must be at least 1")
         require(0 < self.min_color_share < 1, "min_color_share", "must be between 0 and 1")
         require(self.captioner == "none" or self.captioner_model, "captioner_model", "needed when a captioner is on")
+        require(self.captioner_actors >= 0, "captioner_actors", "must be 0 (sized to the cluster) or more")
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)

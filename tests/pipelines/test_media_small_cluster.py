@@ -49,3 +49,19 @@ def test_asr_pool_is_sized_to_the_cluster_unless_set():
     assert asr_actor_count(AsrConfig(device="cuda"), {"CPU": 64, "GPU": 8}) == 8
     assert asr_actor_count(AsrConfig(device="cuda"), {"CPU": 4}) == 1
     assert asr_actor_count(AsrConfig(actors=3), {"CPU": 64}) == 3
+
+
+def test_captioner_writer_and_speech_pools_are_sized_to_the_cluster_unless_set():
+    from pipelines.dialogue_stage import pool_size
+    from pipelines.media_actors import caption_actor_count
+    from schemas.config import VisualConfig
+
+    endpoint = VisualConfig(captioner="endpoint", captioner_model="m", captioner_url="http://127.0.0.1:1")
+    assert caption_actor_count(VisualConfig(), {"CPU": 64}) == 0
+    assert [caption_actor_count(endpoint, {"CPU": c}) for c in (2, 8, 64)] == [1, 2, 16]
+    local = VisualConfig(captioner="local_vlm", captioner_model="/models/vlm")
+    assert caption_actor_count(local, {"CPU": 64, "GPU": 4}) == 4
+    assert caption_actor_count(VisualConfig(captioner="local_vlm", captioner_model="m", captioner_actors=3),
+                               {"CPU": 64, "GPU": 4}) == 3
+    assert [pool_size(0, {"CPU": c}, per_gpu=False) for c in (1, 8, 64)] == [1, 2, 16]
+    assert pool_size(0, {"CPU": 64, "GPU": 8}, per_gpu=True) == 8 and pool_size(5, {"CPU": 1}, per_gpu=True) == 5
