@@ -75,8 +75,9 @@ def synthetic_tables(n: int, seed: int = 0, chunk: int = 1_000_000):
 
 
 def build(root: Path, n: int) -> None:
-    (root / CATALOG_DIR).mkdir(parents=True)
-    writers = {name: pq.ParquetWriter(root / CATALOG_DIR / f"{name}.parquet", SCHEMAS[name], compression="zstd")
+    for name in SCHEMAS:
+        (root / CATALOG_DIR / name).mkdir(parents=True)
+    writers = {name: pq.ParquetWriter(root / CATALOG_DIR / name / "all.parquet", SCHEMAS[name], compression="zstd")
                for name in ("samples", "turns")}
     for samples, turns in synthetic_tables(n):
         writers["samples"].write_table(samples, row_group_size=256_000)
@@ -85,7 +86,7 @@ def build(root: Path, n: int) -> None:
         w.close()
     for name in SCHEMAS:
         if name not in writers:
-            pq.write_table(SCHEMAS[name].empty_table(), root / CATALOG_DIR / f"{name}.parquet")
+            pq.write_table(SCHEMAS[name].empty_table(), root / CATALOG_DIR / name / "all.parquet")
     write_catalog_views(str(root), SCHEMAS)
 
 
@@ -115,8 +116,8 @@ def main() -> None:
         duck_count_ms, duck_count = timed(lambda: con.execute(FILTERED_COUNT).fetchone()[0], args.repeats)
         duck_group_ms, duck_group = timed(lambda: con.execute(GROUP_BY_TYPE).fetchall(), args.repeats)
 
-        samples_ds = pds.dataset(root / CATALOG_DIR / "samples.parquet")
-        turns_ds = pds.dataset(root / CATALOG_DIR / "turns.parquet")
+        samples_ds = pds.dataset(root / CATALOG_DIR / "samples")
+        turns_ds = pds.dataset(root / CATALOG_DIR / "turns")
 
         def arrow_count() -> int:
             expr = (pc.field("kept")) & (pc.field("num_turns") >= 10) & (pc.field("token_total") > 8000)
