@@ -8,7 +8,6 @@ on its own; the manifest, listing every shard, is written last.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -86,17 +85,40 @@ def _in_flight(cfg: CurateConfig) -> int:
 
 
 def _bounded(submit: Callable[[int], ray.ObjectRef], partitions: Iterable[int], limit: int,
-             done: Callable[[object], None]) -> None:
-    """Keep at most ``limit`` partition tasks running; hand each result to ``done`` as it arrives."""
+             done: Callable[[object], None], tick: Callable[[], None] = lambda: None) -> None:
+    """Keep at most ``limit`` partition tasks running; hand each result to ``done`` as it arrives, and call
+    ``tick`` about once a second while waiting (progress)."""
     pending: list[ray.ObjectRef] = []
+
+    def wait_one() -> None:
+        nonlocal pending
+        while True:
+            ready, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+            tick()
+            if ready:
+                done(ray.get(ready[0]))
+                return
+
     for partition in partitions:
         pending.append(submit(partition))
         while len(pending) >= limit:
-            ready, pending = ray.wait(pending, num_returns=1)
-            done(ray.get(ready[0]))
+            wait_one()
     while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        done(ray.get(ready[0]))
+        wait_one()
+
+
+@ray.remote(num_cpus=0)
+class ProgressCounter:
+    """Sources finished so far, told by the partition tasks batch by batch (the driver shows it)."""
+
+    def __init__(self) -> None:
+        self.done = 0
+
+    def add(self, sources: int) -> None:
+        self.done += sources
+
+    def total(self) -> int:
+        return self.done
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -108,14 +130,15 @@ def _progress(total: int, desc: str, enabled: bool):
 # --- media ------------------------------------------------------------------------------------------------
 
 @ray.remote(num_cpus=0, max_retries=2)
-def _media_partition(cfg: CurateConfig, partition: int, buckets: int, actors) -> PartitionMedia:
+def _media_partition(cfg: CurateConfig, partition: int, buckets: int, actors, progress) -> PartitionMedia:
     """One partition's media (resumed from its ledger), then its clips' signatures for the dedup pass."""
     from curators.media_dedup import clip_signature
     from pipelines.media_dedup import write_signatures
 
     work = work_location(cfg)
     sources = partition_sources(work, partition)
-    summary = run_partition_media(cfg, partition, sources, actors, work, batch_size=cfg.batch_size)
+    summary = run_partition_media(cfg, partition, sources, actors, work, batch_size=cfg.batch_size,
+                                  on_batch=progress.add.remote)
     scratch = tempfile.mkdtemp(prefix="omnicurate-partition-")
     try:
         media = load_partition_media(cfg, partition, sources, work, scratch)
@@ -137,17 +160,23 @@ def run_media_phase(cfg: CurateConfig, plan: PartitionPlan, progress: bool = Tru
     totals = MediaTotals()
     bar = _progress(plan.sources, "media", progress)
     options = _storage_options(cfg)
+    counter = ProgressCounter.remote()
+
+    def tick() -> None:
+        if progress:
+            bar.update(ray.get(counter.total.remote()) - bar.n)
 
     def done(summary: PartitionMedia) -> None:
         totals.partitions.append(summary)
-        bar.update(summary.sources)
-        bar.set_postfix(clips=sum(p.clips for p in totals.partitions), failed=totals.failed)
+        tick()
+        bar.set_postfix(partitions=f"{len(totals.partitions)}/{plan.count}", failed=totals.failed)
 
     try:
-        _bounded(lambda p: _media_partition.options(**options).remote(cfg, p, dedup_buckets(plan), actors),
-                 (p for p in range(plan.count) if plan.sizes[p]), _in_flight(cfg), done)
+        _bounded(lambda p: _media_partition.options(**options).remote(cfg, p, dedup_buckets(plan), actors, counter),
+                 (p for p in range(plan.count) if plan.sizes[p]), _in_flight(cfg), done, tick)
     finally:
         release_media_actors()
+        ray.kill(counter)
         bar.close()
     totals.partitions.sort(key=lambda p: p.partition)
     return totals
@@ -223,7 +252,8 @@ def _commit_partition(cfg: CurateConfig, partition: int, dialogues: int | None, 
         samples = run_dialogue_stage(clips, cfg, actors, scratch=scratch, dialogues=dialogues)
         fragment = write_partition(out, partition, samples, sorted([*media.quarantine, *dropped],
                                                                    key=lambda q: (q.uri, q.stage, q.detail)),
-                                   shard=cfg.shard, extra_tables={"ledger": ledger_table(media.ledger)})
+                                   shard=cfg.shard, extra_tables={"ledger": ledger_table(media.ledger)},
+                                   clips=clips)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     work.write_bytes((COMMITS_DIR, f"{partition_dir(partition)}.json"),
@@ -284,12 +314,9 @@ def plan_run(cfg: CurateConfig) -> PartitionPlan:
     return stage_partitions(cfg, work_location(cfg))
 
 
-def failed_sources(cfg: CurateConfig) -> int:
+def forget_failed_sources(cfg: CurateConfig) -> int:
     """Forget every partition's failed ledger entries (``retry --failed``); returns how many."""
     work = work_location(cfg)
     return sum(partition_ledger(work, int(name[1:])).forget_failed()
                for name in work.listdir("ledger") if name.startswith("p") and name[1:].isdigit())
 
-
-def summary_json(manifest: Manifest) -> str:
-    return json.dumps(manifest.counts, sort_keys=True)

@@ -80,8 +80,10 @@ def source_keys(cfg: CurateConfig, sources: list[SourceItem]) -> dict[str, str]:
 
 
 def run_partition_media(cfg: CurateConfig, partition: int, sources: list[SourceItem], actors, work: DatasetLocation,
-                        *, batch_size: int) -> PartitionMedia:
-    """The media stage over one partition's sources not yet in its ledger; returns the partition's tallies."""
+                        *, batch_size: int, on_batch=None) -> PartitionMedia:
+    """The media stage over one partition's sources not yet in its ledger; returns the partition's tallies.
+
+    ``on_batch(sources)`` is told how many sources each recorded batch (or the resumed part) finished."""
     from pipelines.media_stage import run_media_stage
 
     ledger = partition_ledger(work, partition)
@@ -92,10 +94,14 @@ def run_partition_media(cfg: CurateConfig, partition: int, sources: list[SourceI
     log.info("partition %d: %d sources, %d already in the ledger, %d to do", partition, len(sources),
              len(sources) - len(todo), len(todo))
     counters: defaultdict[str, int] = defaultdict(int)
+    if on_batch is not None and len(sources) > len(todo):
+        on_batch(len(sources) - len(todo))
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
         entries, batch_counters = _run_batch(run_media_stage, cfg, partition, batch, keys, actors, work)
         ledger.record(entries)
+        if on_batch is not None:
+            on_batch(len(batch))
         for name, value in batch_counters.items():
             counters[name] += value
     return _tally(partition, ledger.entries(STAGE), keys, dict(counters))

@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from flows.commands.curate import config_from_args, run_and_report
-    from pipelines.curate_run import failed_sources
+    from pipelines.curate_run import forget_failed_sources
 
     cfg = config_from_args(args)
-    print(f"retrying {failed_sources(cfg)} failed source(s)")
+    print(f"retrying {forget_failed_sources(cfg)} failed source(s)")
     return run_and_report(cfg, summary=not args.no_summary)
