@@ -57,3 +57,20 @@ def test_failures_under_the_limit_commit_and_retry_completes_them(sound_corpus):
     assert manifest["counts"]["failed_sources"] == 0 and manifest["counts"]["clips"] > 1
     statuses = query(sound_corpus / "partial", "SELECT status, count(*) AS n FROM ledger GROUP BY ALL ORDER BY 1")
     assert statuses.to_pylist() == [{"status": "done", "n": 4}]
+
+
+def test_the_failure_limit_counts_failed_sources_against_all_sources():
+    from pipelines.curate_run import CurateFailed, MediaTotals, check_failures
+    from pipelines.media_resume import PartitionMedia
+    from schemas.config import CurateConfig
+
+    def totals(*parts):
+        return MediaTotals(partitions=[PartitionMedia(partition=i, sources=n, failed=f, first_error=e)
+                                       for i, (n, f, e) in enumerate(parts)])
+
+    cfg = CurateConfig(input="in", output="out", max_failed_fraction=0.1)
+    check_failures(cfg, totals((10, 1, "a: OSError: x"), (10, 1, "b: OSError: y")))  # 2 of 20: at the limit
+    with pytest.raises(CurateFailed, match=r"3 of 20 sources failed .* First error: b: OSError: y"):
+        check_failures(cfg, totals((10, 0, ""), (10, 3, "b: OSError: y")))
+    with pytest.raises(CurateFailed, match="no sources found in in"):
+        check_failures(cfg, totals())
