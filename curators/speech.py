@@ -20,6 +20,10 @@ from schemas.dialogue import CuratedSample, Message, Verdict
 log = logging.getLogger(__name__)
 
 SPEECH_VERSION = "1"
+SPEECH_FILTER = "speech_wer"
+"""Name of the verdicts speech adds (one per spoken message, or one for a sample whose rendering failed)."""
+SPEECH_CODES = frozenset({"wer_over_limit", "render_failed"})
+"""The closed set of reason codes of failed speech verdicts."""
 SPEECH_SAMPLE_RATE = 16000
 """Spoken members are stored at the audio encoder's rate."""
 ESPEAK_WORDS_PER_MINUTE = 165
@@ -180,6 +184,12 @@ def speak_checked(text: str, speaker, asr: RoundTripAsr, cfg: SpeechConfig, rng:
     return replace(best, renders=cfg.max_renders)
 
 
+def render_failed(exc: Exception) -> Verdict:
+    """The verdict on a sample whose speech could not be rendered (the TTS or the encoder failed)."""
+    return Verdict(filter=SPEECH_FILTER, passed=False, code="render_failed",
+                   detail=f"speech rendering failed: {exc}"[:500])
+
+
 def speak_sample(curated: CuratedSample, speaker, asr: RoundTripAsr, cfg: SpeechConfig, out_dir: str | Path,
                  seed: int) -> tuple[CuratedSample, dict[str, float]]:
     """Speak the user turns (and assistant turns when configured) of a sample.
@@ -207,10 +217,10 @@ def speak_sample(curated: CuratedSample, speaker, asr: RoundTripAsr, cfg: Speech
             files[suffix] = str(path)
             seconds[suffix] = spoken.audio.seconds
             passed = spoken.wer <= cfg.max_wer
-            reason = "" if passed else (f"{role} speech WER {spoken.wer:.2f} over {cfg.max_wer:.2f} after "
+            detail = "" if passed else (f"{role} speech WER {spoken.wer:.2f} over {cfg.max_wer:.2f} after "
                                         f"{spoken.renders} renders; heard {spoken.transcript[:80]!r}")
-            verdicts.append(Verdict(filter="speech_wer", passed=passed, reason=reason, score=round(spoken.wer, 4),
-                                    turn=turn.index))
+            verdicts.append(Verdict(filter=SPEECH_FILTER, passed=passed, code="" if passed else "wer_over_limit",
+                                    detail=detail, score=round(spoken.wer, 4), turn=turn.index))
             messages[role] = Message(role=role, parts=message.parts, speech_member=suffix)
         turns.append(replace(turn, user=messages["user"], assistant=messages["assistant"]))
     lineage = sample.lineage

@@ -19,7 +19,7 @@ from curators.filters.near_duplicate import dhash
 from curators.preference import PREFERENCE_VERSION, answer_pool, preference_pair
 from curators.sample_build import build_sample, estimate_tokens
 from schemas.config import CurateConfig
-from schemas.dialogue import CuratedSample, Verdict
+from schemas.dialogue import CuratedSample
 from schemas.media import AnnotatedClip
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def speak_samples(samples: list[CuratedSample], clips: dict[str, AnnotatedClip],
                   asr, out_dir: str | Path) -> list[CuratedSample]:
     """Speak kept samples into ``out_dir``; their token estimate and budget verdict are redone with the speech
     counted."""
-    from curators.speech import speak_sample
+    from curators.speech import render_failed, speak_sample
 
     budget = TokenBudgetFilter(cfg.tokens)
     out = []
@@ -97,8 +97,7 @@ def speak_samples(samples: list[CuratedSample], clips: dict[str, AnnotatedClip],
             consecutive_failures += 1
             if consecutive_failures >= MAX_CONSECUTIVE_SPEECH_FAILURES:
                 raise RuntimeError(f"speech failed for {consecutive_failures} samples in a row; last: {exc}") from exc
-            failed = Verdict(filter="speech_wer", passed=False, reason=f"speech rendering failed: {exc}"[:500])
-            out.append(replace(s, sample=replace(s.sample, verdicts=[*s.sample.verdicts, failed])))
+            out.append(replace(s, sample=replace(s.sample, verdicts=[*s.sample.verdicts, render_failed(exc)])))
             continue
         sample = spoken.sample
         sample = replace(sample, tokens=estimate_tokens(sample.dialogue, clips, cfg.tokens, speech_seconds=seconds),

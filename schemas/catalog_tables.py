@@ -73,7 +73,9 @@ VERDICTS = pa.schema([
     _field("kept", pa.bool_(), "Whether the sample as a whole was kept (all filters passed)."),
     _field("filter", pa.string(), "Filter name."),
     _field("passed", pa.bool_(), "This filter's decision."),
-    _field("reason", pa.string(), "Why it failed (empty when passed)."),
+    _field("code", pa.string(), "Why it failed: a reason code from the filter's closed set (answer_restated, "
+                                "wer_over_limit, ...; see README); empty when passed."),
+    _field("detail", pa.string(), "The same in words, with the values (empty, or a note, when passed)."),
     _field("score", pa.float64(), "The filter's score, when it has one.", True),
     _field("turn", pa.int32(), "Turn the verdict is about; null when about the whole sample.", True),
 ])

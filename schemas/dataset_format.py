@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from schemas.validation import SchemaError, require
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: a verdict carries a reason ``code`` and a ``detail`` where version 1 had free-text ``reason``."""
 
 MANIFEST_FILE = "manifest.json"
 SHARDS_DIR = "shards"

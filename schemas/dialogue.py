@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -124,15 +125,30 @@ class Dialogue:
             require(t.index == i, f"turns[{i}].index", f"must be {i}")
 
 
+REASON_CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+"""A reason code is a short snake_case identifier (``answer_restated``), the same for every sample."""
+
+
 @dataclass(kw_only=True, slots=True, frozen=True)
 class Verdict:
     """One filter's decision on a sample (or on one turn of it)."""
 
     filter: str
     passed: bool
-    reason: str = ""
+    code: str = ""
+    """Why it failed: a code from the filter's closed set (``answer_restated``), so rejections group; empty
+    when passed."""
+    detail: str = ""
+    """The same in words, with the values that made it fail; on a passed verdict, a note (or empty)."""
     score: float | None = None
     turn: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.passed:
+            require(self.code == "", "code", f"a passed verdict has no reason code, got {self.code!r:.60}")
+        else:
+            require(bool(REASON_CODE_RE.match(self.code)), "code",
+                    f"a failed verdict needs a snake_case reason code, got {self.code!r:.60}")
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)

@@ -78,7 +78,8 @@ def make_curated(i: int, media: dict[str, str], *, kept: bool = True, seed: int 
                   end_s=1, turn=2, tiles=1),
     ])
     verdicts = [Verdict(filter="grounding", passed=True, score=1.0),
-                Verdict(filter="token_budget", passed=kept, reason="" if kept else "over budget")]
+                Verdict(filter="token_budget", passed=kept, code="" if kept else "over_budget",
+                        detail="" if kept else "40000 tokens exceed the 32768 budget")]
     sample = Sample(key=key, schema_version=1, dialogue=dialogue,
                     lineage=Lineage(sources=[SourceSpan(uri="/corpus/clip.mp4", sha256=SHA, start_s=0, end_s=1),
                                              SourceSpan(uri="/corpus/still.jpg", sha256=SHA, start_s=0, end_s=0)],

@@ -23,12 +23,19 @@ class DialogueFilter:
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
+    codes: ClassVar[frozenset[str]]
+    """The closed set of reason codes its failed verdicts carry."""
 
     def verdicts(self, sample: Sample, context: FilterContext) -> list[Verdict]:
         raise NotImplementedError
 
-    def verdict(self, passed: bool, reason: str = "", score: float | None = None, turn: int | None = None) -> Verdict:
-        return Verdict(filter=self.name, passed=passed, reason=reason, score=score, turn=turn)
+    def accept(self, score: float | None = None, turn: int | None = None, detail: str = "") -> Verdict:
+        return Verdict(filter=self.name, passed=True, detail=detail, score=score, turn=turn)
+
+    def reject(self, code: str, detail: str, score: float | None = None, turn: int | None = None) -> Verdict:
+        if code not in self.codes:
+            raise ValueError(f"filter {self.name} has no reason code {code!r} (its codes: {sorted(self.codes)})")
+        return Verdict(filter=self.name, passed=False, code=code, detail=detail, score=score, turn=turn)
 
 
 class TurnFilter(DialogueFilter):

@@ -34,6 +34,7 @@ def detect_language(text: str) -> tuple[str | None, float]:
 
 class LanguageFilter(DialogueFilter):
     name = "language"
+    codes = frozenset({"wrong_language"})
 
     def __init__(self, language: str = "en", min_share: float = 0.08):
         self.language = language
@@ -42,9 +43,9 @@ class LanguageFilter(DialogueFilter):
     def verdicts(self, sample: Sample, context: FilterContext) -> list[Verdict]:
         text = " ".join(f"{t.user.text} {t.assistant.text}" for t in sample.dialogue.turns)
         if len(text.split()) < MIN_WORDS:
-            return [self.verdict(True, "too short to tell", None)]
+            return [self.accept(None, detail="too short to tell")]
         lang, share = detect_language(text)
         if lang != self.language or share < self.min_share:
-            return [self.verdict(False, f"looks like {lang or 'no known language'} (stopword share {share:.2f}), "
-                                        f"expected {self.language}", share)]
-        return [self.verdict(True, "", round(share, 4))]
+            return [self.reject("wrong_language", f"looks like {lang or 'no known language'} (stopword share "
+                                                  f"{share:.2f}), expected {self.language}", share)]
+        return [self.accept(round(share, 4))]

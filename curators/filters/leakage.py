@@ -9,6 +9,7 @@ from schemas.dialogue import Sample, Turn, Verdict
 
 class LeakageFilter(TurnFilter):
     name = "leakage"
+    codes = frozenset({"answer_in_question"})
 
     def check_turn(self, turn: Turn, sample: Sample, context: FilterContext) -> Verdict | None:
         parts = answer_parts(turn)
@@ -16,6 +17,6 @@ class LeakageFilter(TurnFilter):
             return None
         leaked = [p for p in parts if mentions(turn.user.text, p)]
         if leaked:
-            return self.verdict(False, f"question contains its answer {leaked[0]!r}", len(leaked) / len(parts),
-                                turn.index)
-        return self.verdict(True, "", 0.0, turn.index)
+            return self.reject("answer_in_question", f"question contains its answer {leaked[0]!r}",
+                               len(leaked) / len(parts), turn.index)
+        return self.accept(0.0, turn.index)

@@ -47,6 +47,7 @@ class MemoryValidityFilter(TurnFilter):
     """Rule-based by default; with ``complete`` (a model writer's completer) a model also tries to answer."""
 
     name = "memory_validity"
+    codes = frozenset({"no_answer_key", "recalled_item_missing", "answer_restated", "model_answered"})
 
     def __init__(self, complete: Completer | None = None):
         self.complete = complete
@@ -63,21 +64,22 @@ class MemoryValidityFilter(TurnFilter):
         dialogue = sample.dialogue
         parts = answer_parts(turn)
         if not parts:
-            return self.verdict(False, "memory question without an answer key", 0.0, turn.index)
+            return self.reject("no_answer_key", "memory question without an answer key", 0.0, turn.index)
         aligned = len(parts) == len(turn.memory_refs)
         for i, ref in enumerate(turn.memory_refs):
             if not _ref_present(dialogue, ref):
-                return self.verdict(False, f"turn {ref.turn} does not hold the recalled item", float(ref.distance),
-                                    turn.index)
+                return self.reject("recalled_item_missing", f"turn {ref.turn} does not hold the recalled item",
+                                   float(ref.distance), turn.index)
             wanted = [parts[i]] if aligned else parts
             found = answer_from_truncated_history(dialogue, turn, ref, wanted)
             if found is not None:
                 part, at = found
-                return self.verdict(False, f"answer {part!r} restated at turn {at}, between turn {ref.turn} and "
-                                           f"turn {turn.index}", float(ref.distance), turn.index)
+                return self.reject("answer_restated", f"answer {part!r} restated at turn {at}, between turn "
+                                                      f"{ref.turn} and turn {turn.index}", float(ref.distance),
+                                   turn.index)
             if self.complete is not None:
                 reply = self._model_answers(dialogue, turn, ref, wanted)
                 if reply is not None:
-                    return self.verdict(False, f"a model answered without turn {ref.turn}: {reply[:120]!r}",
-                                        float(ref.distance), turn.index)
-        return self.verdict(True, "", float(turn.memory_distance or 0), turn.index)
+                    return self.reject("model_answered", f"a model answered without turn {ref.turn}: "
+                                                         f"{reply[:120]!r}", float(ref.distance), turn.index)
+        return self.accept(float(turn.memory_distance or 0), turn.index)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -14,6 +15,7 @@ MINHASH_PERMUTATIONS = 64
 LSH_BANDS = 16
 """64 permutations in 16 bands of 4: pairs above about 0.6 Jaccard share a band with high probability."""
 SHINGLE_WORDS = 3
+NEAR_DUPLICATE_FILTER = "near_duplicate"
 
 
 def _shingle_hashes(text: str) -> np.ndarray:
@@ -71,7 +73,9 @@ class NearDuplicateIndex:
     Order decides which copy survives, so the stage feeds samples in its deterministic order.
     """
 
-    name: str = "near_duplicate"
+    name: str = NEAR_DUPLICATE_FILTER
+    codes: ClassVar[frozenset[str]] = frozenset({"near_duplicate"})
+    """The closed set of reason codes of its failed verdicts."""
     text_threshold: float = 0.8
     media_max_hamming: int = 6
     media_threshold: float = 0.5
@@ -97,8 +101,8 @@ class NearDuplicateIndex:
             jaccard = float(np.mean(other.signature == sig))
             overlap = self._media_overlap(media_hashes, other.media)
             if jaccard >= self.text_threshold and overlap >= self.media_threshold:
-                return Verdict(filter=self.name, passed=False, score=round(jaccard, 4),
-                               reason=f"near duplicate of {other.key} (text {jaccard:.2f}, media {overlap:.2f})")
+                return Verdict(filter=self.name, passed=False, code="near_duplicate", score=round(jaccard, 4),
+                               detail=f"near duplicate of {other.key} (text {jaccard:.2f}, media {overlap:.2f})")
         self.entries.append(_Entry(sample.key, sig, list(media_hashes)))
         for band in bands:
             self.buckets.setdefault(band, []).append(len(self.entries) - 1)

@@ -9,11 +9,13 @@ from schemas.token_accounting import TokenAccounting
 
 class TokenBudgetFilter(DialogueFilter):
     name = "token_budget"
+    codes = frozenset({"over_budget"})
 
     def __init__(self, accounting: TokenAccounting):
         self.accounting = accounting
 
     def verdicts(self, sample: Sample, context: FilterContext) -> list[Verdict]:
         total, limit = sample.tokens.total, self.accounting.max_sequence
-        reason = "" if total <= limit else f"{total} tokens exceed the {limit} budget"
-        return [self.verdict(total <= limit, reason, total / limit)]
+        if total > limit:
+            return [self.reject("over_budget", f"{total} tokens exceed the {limit} budget", total / limit)]
+        return [self.accept(total / limit)]

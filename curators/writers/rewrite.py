@@ -16,6 +16,10 @@ from schemas.dialogue import ContentPart, Dialogue, Message, Turn, Verdict
 from schemas.media import AnnotatedClip
 
 REWRITE_PROMPT_VERSION = "1"
+WRITER_VALIDATION = "writer_validation"
+"""Name of the verdict a model writer adds: it always passes (a refused rewrite keeps the template turn), its
+detail names the turns kept and why."""
+WRITER_VALIDATION_CODES: frozenset[str] = frozenset()
 SYSTEM_PROMPT = (
     "You rewrite one turn of a conversation between a user and an assistant so that it sounds natural. "
     "Keep the meaning and every fact. Never add facts. Reply with exactly two lines:\n"
@@ -155,9 +159,9 @@ def rewrite_dialogues(plans: list[DialoguePlan], clips: dict[str, AnnotatedClip]
         turns = [accepted.get((i, t.index), t) for t in dialogue.turns]
         replaced = [f"{t.index} ({refusals[(i, t.index)]})" for t in dialogue.turns if (i, t.index) in refusals]
         score = (len(turns) - len(replaced)) / len(turns)
-        reason = f"template kept for turns {'; '.join(replaced)}" if replaced else ""
+        detail = f"template kept for turns {'; '.join(replaced)}" if replaced else ""
         out.append((replace(dialogue, turns=turns),
-                    Verdict(filter="writer_validation", passed=True, reason=reason[:500], score=round(score, 4))))
+                    Verdict(filter=WRITER_VALIDATION, passed=True, detail=detail[:500], score=round(score, 4))))
     return out
 
 

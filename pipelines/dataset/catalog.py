@@ -67,8 +67,8 @@ class CatalogBuilder:
                          source_uri=m.source_uri, start_s=m.start_s, end_s=m.end_s, duration_s=m.end_s - m.start_s,
                          turn=m.turn, tiles=m.tiles, bytes=None)
         for v in s.verdicts:
-            self._append("verdicts", key=s.key, kept=kept, filter=v.filter, passed=v.passed, reason=v.reason,
-                         score=v.score, turn=v.turn)
+            self._append("verdicts", key=s.key, kept=kept, filter=v.filter, passed=v.passed, code=v.code,
+                         detail=v.detail, score=v.score, turn=v.turn)
         lin = s.lineage
         common = {"key": s.key, "operators": sorted(lin.operators.items()), "models": sorted(lin.models.items()),
                   "prompt_hashes": sorted(lin.prompt_hashes.items()), "seed": lin.seed,

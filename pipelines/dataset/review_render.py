@@ -66,8 +66,9 @@ def render_sample_text(view: SampleView) -> str:
         lines.append(f"turn {t.index} [{t.question_type}]" + (f"  {_memory_line(t)}" if t.memory_refs else ""))
         lines.append(f"  user:      {_message_text(t.user)}")
         lines.append(f"  assistant: {_message_text(t.assistant)}")
-    verdicts = [f"{v.filter} {'passed' if v.passed else 'FAILED'}" + (f" ({v.reason})" if v.reason else "")
-                + (f" score={v.score:g}" if v.score is not None else "") for v in s.verdicts]
+    verdicts = [f"{v.filter} {'passed' if v.passed else 'FAILED ' + v.code}"
+                + (f" ({v.detail})" if v.detail else "") + (f" score={v.score:g}" if v.score is not None else "")
+                for v in s.verdicts]
     lines.append("verdicts: " + ("; ".join(verdicts) or "none"))
     lin = s.lineage
     for src in lin.sources:
@@ -165,7 +166,8 @@ def render_sample_html(view: SampleView) -> str:
     s = view.sample
     verdict_rows = "".join(
         f'<tr class="{"passed" if v.passed else "failed-verdict"}"><td>{escape(v.filter)}</td>'
-        f'<td>{"passed" if v.passed else "failed"}</td><td>{escape(v.reason)}</td>'
+        f'<td>{"passed" if v.passed else "failed"}</td><td><code>{escape(v.code)}</code></td>'
+        f'<td>{escape(v.detail)}</td>'
         f'<td>{"" if v.score is None else f"{v.score:g}"}</td><td>{"" if v.turn is None else v.turn}</td></tr>'
         for v in s.verdicts)
     lin = s.lineage
@@ -185,8 +187,8 @@ def render_sample_html(view: SampleView) -> str:
 {len(s.dialogue.turns)} turns &middot; {len(s.dialogue.media)} media &middot; {s.tokens.total} tokens
 (text {s.tokens.text}, image {s.tokens.image}, video {s.tokens.video}, audio {s.tokens.audio})</p>
 <main id="dialogue">{turns}</main>
-<section id="verdicts"><h2>verdicts</h2><table><tr><th>filter</th><th>result</th><th>reason</th><th>score</th>
-<th>turn</th></tr>{verdict_rows}</table></section>
+<section id="verdicts"><h2>verdicts</h2><table><tr><th>filter</th><th>result</th><th>code</th><th>detail</th>
+<th>score</th><th>turn</th></tr>{verdict_rows}</table></section>
 <section id="lineage"><h2>lineage</h2><table><tr><th>source</th><th>span</th><th>sha256</th></tr>{source_rows}</table>
 <table>{lineage_rows}</table></section>
 <script>{_LOAD_STATUS_JS}</script>

@@ -32,10 +32,10 @@ def summarize_dataset(dataset: str) -> str:
     lines.append("question     " + ", ".join(f"{r['question_type']} {r['turns']}" for r in data["question_types"]))
     lines.append("memory dist  " + (", ".join(f"{r['memory_distance']}:{r['turns']}" for r in data["memory_distances"])
                                     or "none"))
-    failed = _query(con, "SELECT filter, reason, count(*) FROM verdicts WHERE NOT passed GROUP BY 1, 2 ORDER BY 3 DESC "
-                         "LIMIT 6")
+    failed = _query(con, "SELECT filter, code, count(*) FROM verdicts WHERE NOT passed GROUP BY 1, 2 "
+                         "ORDER BY 3 DESC, 1, 2 LIMIT 6")
     if failed:
-        lines.append("rejected by  " + "; ".join(f"{f} ({r or 'failed'}) x{n}" for f, r, n in failed))
+        lines.append("rejected by  " + "; ".join(f"{f} ({code}) x{n}" for f, code, n in failed))
     quarantined = _query(con, "SELECT reason, uri FROM quarantine ORDER BY reason, uri")
     lines.append(f"quarantined  {len(quarantined)} file(s)")
     for reason, uri in quarantined[:12]:

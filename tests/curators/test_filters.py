@@ -81,7 +81,8 @@ def test_planted_invalid_memory_question_is_rejected_with_its_reason():
     assert not result.kept
     bad = [v for v in failed(result) if v.filter == "memory_validity"]
     assert len(bad) == 1 and bad[0].turn == turn.index
-    assert f"restated at turn {between}" in bad[0].reason and repr(answer) in bad[0].reason
+    assert bad[0].code == "answer_restated"
+    assert f"restated at turn {between}" in bad[0].detail and repr(answer) in bad[0].detail
     found = answer_from_truncated_history(planted.sample.dialogue, turn, ref, [answer])
     assert found == (answer, between)
 
@@ -93,7 +94,7 @@ def test_question_that_contains_its_answer_is_leakage():
     key = answer_parts(turn)[0]
     leaked = with_user_text(sample, 0, f"Is it {key}? {turn.user.text}")
     bad = [v for v in failed(filtered(leaked, context)) if v.filter == "leakage"]
-    assert len(bad) == 1 and bad[0].turn == 0 and repr(key) in bad[0].reason
+    assert len(bad) == 1 and bad[0].turn == 0 and bad[0].code == "answer_in_question" and repr(key) in bad[0].detail
 
 
 def test_answer_that_drops_its_fact_fails_grounding():
@@ -102,7 +103,8 @@ def test_answer_that_drops_its_fact_fails_grounding():
     current = next(t for t in sample.sample.dialogue.turns if t.question_type == "current_media")
     wrong = with_assistant_text(sample, current.index, "I am not sure, it could be anything.")
     bad = [v for v in failed(filtered(wrong, context)) if v.filter == "grounding"]
-    assert [v.turn for v in bad] == [current.index] and "lacks its key" in bad[0].reason
+    assert [(v.turn, v.code) for v in bad] == [(current.index, "answer_lacks_key")]
+    assert "lacks its key" in bad[0].detail
 
 
 def test_token_budget_rejects_a_sample_over_the_limit():
@@ -115,3 +117,57 @@ def test_token_budget_rejects_a_sample_over_the_limit():
     fits = [v for v in filtered(sample, context, TokenAccounting(max_sequence=total)).sample.verdicts
             if v.filter == "token_budget"]
     assert fits[0].passed
+
+
+def test_rejections_group_by_a_few_fixed_codes_while_details_vary():
+    import duckdb
+
+    from curators.filters import REASON_CODES
+    from pipelines.dataset.catalog import CatalogBuilder
+
+    samples, context = curated_samples(n_clips=60)
+    planted = []
+    for i, s in enumerate(samples):
+        turn = s.sample.dialogue.turns[0]
+        key = answer_parts(turn)[0] if answer_parts(turn) else None
+        if i % 2 == 0 and key:
+            planted.append(with_user_text(s, 0, f"Is it {key}? {turn.user.text}"))
+        elif key:
+            planted.append(with_assistant_text(s, 0, f"It could be anything, number {i}."))
+    results = [filtered(p, context) for p in planted]
+    bad = [v for r in results for v in failed(r)]
+    assert len(planted) >= 10 and all(not r.kept for r in results)
+    assert all(v.code in REASON_CODES[v.filter] for v in bad), {(v.filter, v.code) for v in bad}
+    assert {(v.filter, v.code) for v in bad} <= {("leakage", "answer_in_question"), ("grounding", "answer_lacks_key"),
+                                                 ("grounding", "key_not_grounded")}
+    assert len({v.detail for v in bad}) > 2 * len({(v.filter, v.code) for v in bad})
+
+    catalog = CatalogBuilder()
+    for r in results:
+        catalog.add(r)
+    verdicts = catalog.tables()["verdicts"]  # noqa: F841 (read by DuckDB below)
+    groups = duckdb.sql("SELECT filter, code, count(*) AS n FROM verdicts WHERE NOT passed GROUP BY ALL").fetchall()
+    assert {(f, c) for f, c, _ in groups} == {(v.filter, v.code) for v in bad}
+    assert sum(n for _, _, n in groups) == len(bad)
+
+
+def test_a_filter_refuses_a_code_it_did_not_declare():
+    import pytest
+
+    from curators.filters import LeakageFilter
+
+    with pytest.raises(ValueError, match="no reason code 'leaked'"):
+        LeakageFilter().reject("leaked", "question contains its answer")
+
+
+def test_readme_lists_every_filters_reason_codes():
+    import re
+    from pathlib import Path
+
+    from curators.filters import REASON_CODES
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### `verdicts`", 1)[1].split("\n### ", 1)[0]
+    listed = {m[1]: frozenset(re.findall(r"`([a-z_]+)`", m[2]))
+              for m in re.finditer(r"^- `([a-z_]+)`: (.*)$", section, re.MULTILINE)}
+    assert listed == REASON_CODES

@@ -38,7 +38,7 @@ def test_language_filter_passes_english_and_rejects_german():
              for t in english.dialogue.turns]
     german = replace(english, dialogue=replace(english.dialogue, turns=turns))
     (bad,) = LanguageFilter("en").verdicts(german, FilterContext())
-    assert not bad.passed and "looks like de" in bad.reason
+    assert not bad.passed and bad.code == "wrong_language" and "looks like de" in bad.detail
     assert LanguageFilter("de").verdicts(german, FilterContext())[0].passed
 
 
@@ -50,7 +50,8 @@ def test_near_duplicate_text_and_media(tmp_path):
     assert index.check(other, [0b1011]).passed  # different dialogue text
     copy = replace(first, key="copy0001")
     verdict = index.check(copy, [0b1011])
-    assert not verdict.passed and first.key in verdict.reason and verdict.score >= 0.8
+    assert not verdict.passed and verdict.code == "near_duplicate" and first.key in verdict.detail
+    assert verdict.score >= 0.8
     assert index.check(replace(first, key="copy0002"), [(1 << 63) - 1]).passed  # same text, other media
 
     def frame(name, source):

@@ -127,7 +127,7 @@ def test_endpoint_writer_retries_validates_and_caches(server, tmp_path, monkeypa
             assert turn.assistant.text.startswith("Sure! ") != general  # refused turns keep the template
         kept = [t.index for t in w.dialogue.turns if t.question_type == "no_context"]
         assert verdict.score == pytest.approx(1 - len(kept) / len(w.dialogue.turns), abs=1e-4)
-        assert all(f"{i} (unparseable reply)" in verdict.reason for i in kept)
+        assert all(f"{i} (unparseable reply)" in verdict.detail for i in kept)
     memory = [t for w in first for t in w.dialogue.turns if t.question_type.startswith("memory")]
     assert memory and all(t.assistant.text.startswith("Sure! ") for t in memory)  # fixed on the sampled retry
 
@@ -203,7 +203,7 @@ def test_model_answerer_sees_only_the_truncated_history(tmp_path):
         srv.shutdown()
         srv.server_close()
     bad = [v for v in verdicts if not v.passed]
-    assert memory.index in [v.turn for v in bad] and "a model answered without turn" in bad[0].reason
+    assert memory.index in [v.turn for v in bad] and "a model answered without turn" in bad[0].detail
     ref = memory.memory_refs[0]
     shown = next(m for m in seen if m[-1]["content"] == memory.user.text)
     history = [m["content"] for m in shown[1:-1]]

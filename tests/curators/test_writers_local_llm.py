@@ -31,7 +31,7 @@ def test_random_model_output_is_refused_and_template_turns_kept(tiny_model_dir):
     assert written.dialogue == template  # nothing the random model said survived validation
     (verdict,) = written.verdicts
     assert verdict.filter == "writer_validation" and verdict.passed and verdict.score == 0.0
-    assert all(f"{i} (" in verdict.reason for i in range(4))
+    assert all(f"{i} (" in verdict.detail for i in range(4))
     assert written.writer == "local_llm" and written.model_id == tiny_model_dir.name
 
 

@@ -93,6 +93,7 @@ def test_failed_renders_are_verdicts_until_too_many_in_a_row(tmp_path):
     broken = EspeakSpeaker(binary="false")  # a TTS command that exits with an error
     few = speak_samples(samples[:2], by_id, cfg, broken, asr=None, out_dir=tmp_path / "speech")
     assert [s.kept for s in few] == [False, False]
-    assert all("speech rendering failed" in s.sample.verdicts[-1].reason for s in few)
+    assert all(s.sample.verdicts[-1].code == "render_failed" for s in few)
+    assert all("speech rendering failed" in s.sample.verdicts[-1].detail for s in few)
     with pytest.raises(RuntimeError, match="in a row"):
         speak_samples(samples, by_id, cfg, broken, asr=None, out_dir=tmp_path / "speech")

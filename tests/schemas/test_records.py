@@ -6,7 +6,7 @@ import pytest
 
 from schemas import SchemaError, from_dict, from_json, to_dict, to_json
 from schemas.config import CurateConfig, load_config
-from schemas.dataset_format import Manifest, ShardEntry, check_key, media_suffix, speech_suffix, split_member
+from schemas.dataset_format import SCHEMA_VERSION, Manifest, ShardEntry, check_key, media_suffix, speech_suffix, split_member
 from schemas.dialogue import (ContentPart, Dialogue, Lineage, MediaItem, MemoryRef, Message, PreferencePair, Sample,
                               SourceSpan, TokenEstimate, Turn, Verdict)
 from schemas.media import (AnnotatedClip, Clip, Fact, MediaAsset, QuarantineRecord, Transcript, TranscriptSegment,
@@ -39,11 +39,14 @@ def make_sample():
     d = Dialogue(dialogue_id="d1", turns=[t0, t1, t2],
                  media=[MediaItem(member="m00.mp4", clip_id="c1", kind="video", source_uri="/x/a.mp4",
                                   start_s=0.0, end_s=4.0, turn=0, tiles=8)])
-    return Sample(key="k0001", schema_version=1, dialogue=d,
+    return Sample(key="k0001", schema_version=SCHEMA_VERSION, dialogue=d,
                   lineage=Lineage(sources=[SourceSpan(uri="/x/a.mp4", sha256=SHA, start_s=0, end_s=4)],
                                   operators={"probe": "1"}, models={"asr": "tiny.en"}, seed=3, config_hash="h"),
                   tokens=TokenEstimate(text=30, image=0, video=514, audio=0),
-                  verdicts=[Verdict(filter="leakage", passed=True, score=0.0)],
+                  verdicts=[Verdict(filter="leakage", passed=True, score=0.0),
+                            Verdict(filter="memory_validity", passed=False, code="answer_restated",
+                                    detail="answer 'red' restated at turn 1, between turn 0 and turn 2", score=2.0,
+                                    turn=2)],
                   preference=PreferencePair(turn=2, chosen="Red.", rejected="Blue.", rejected_source="other_item"))
 
 
@@ -59,7 +62,7 @@ RECORDS = [
     AnnotatedClip(clip=make_clip(), facts=[Fact(fact_id="f1", clip_id="c1", kind="dominant_color", value="red",
                                                 source="visual")]),
     make_sample(),
-    Manifest(schema_version=1, config_hash="h", seed=0, counts={"samples": 1},
+    Manifest(schema_version=SCHEMA_VERSION, config_hash="h", seed=0, counts={"samples": 1},
              shards=[ShardEntry(name="train-000000.tar", sha256=SHA, bytes=10, samples=1,
                                 index="train-000000.index.parquet")]),
     TokenAccounting(),
@@ -104,6 +107,22 @@ def test_unknown_and_missing_fields_are_named():
         from_dict(VisualFacts, {"clip_id": "c", "dominant_colors": [], "mean_brightness": 0.1})
     with pytest.raises(SchemaError, match="^size_bytes: expected an integer"):
         from_dict(QuarantineRecord, {"uri": "u", "reason": "empty", "detail": "", "stage": "probe", "size_bytes": True})
+
+
+def test_verdict_codes_are_strict():
+    data = to_dict(make_sample())
+    old = dict(data, verdicts=[{"filter": "memory_validity", "passed": False, "reason": "answer 'red' restated",
+                                "score": 2.0, "turn": 2}])  # a schema-version-1 verdict
+    with pytest.raises(SchemaError, match=r"^verdicts\[0\]\.reason: unknown field"):
+        from_dict(Sample, old)
+    uncoded = dict(data, verdicts=[{"filter": "leakage", "passed": False, "detail": "question contains 'red'"}])
+    with pytest.raises(SchemaError, match=r"^verdicts\[0\]\.code: a failed verdict needs"):
+        from_dict(Sample, uncoded)
+    for bad in ("Answer Restated", "answer-restated", "restated at turn 5"):
+        with pytest.raises(SchemaError, match="^code"):
+            Verdict(filter="memory_validity", passed=False, code=bad)
+    with pytest.raises(SchemaError, match="^code: a passed verdict has no reason code"):
+        Verdict(filter="leakage", passed=True, code="answer_in_question")
 
 
 @pytest.mark.parametrize("bad", ["", "A1", "a.b", "../x", "a/b", "x" * 200])
