@@ -42,7 +42,9 @@ def test_a_run_whose_sources_all_fail_exits_nonzero_and_commits_nothing(sound_co
 
 
 def test_failures_under_the_limit_commit_and_retry_completes_them(sound_corpus):
-    broken = {"asr": {"model_path": str(sound_corpus / "no-such-model")}, "max_failed_fraction": 1.0}
+    # no speech: its round-trip ASR would load the same missing model
+    broken = {"asr": {"model_path": str(sound_corpus / "no-such-model")}, "max_failed_fraction": 1.0,
+              "speech": {"enabled": False}}
     done = _curate(sound_corpus, "partial", **broken)
     assert done.returncode == 0, done.stderr[-3000:]
     manifest = json.loads((sound_corpus / "partial" / "manifest.json").read_text())
@@ -50,7 +52,8 @@ def test_failures_under_the_limit_commit_and_retry_completes_them(sound_corpus):
     failed = query(sound_corpus / "partial", "SELECT count(*) AS n FROM ledger WHERE status = 'failed'")
     assert failed["n"].to_pylist() == [3]
 
-    done = _curate(sound_corpus, "partial", command="retry", max_failed_fraction=1.0)
+    done = _curate(sound_corpus, "partial", "--failed", command="retry", max_failed_fraction=1.0,
+                   speech={"enabled": False})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "retrying 3 failed source(s)" in done.stdout
     manifest = json.loads((sound_corpus / "partial" / "manifest.json").read_text())
