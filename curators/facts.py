@@ -55,8 +55,8 @@ def transcript_facts(clip: Clip, transcript: Transcript) -> list[Fact]:
     seen: set[str] = set()
     keywords = []
     for segment in transcript.segments:
-        confidence = min(1.0, max(0.0, 2.718281828 ** segment.avg_logprob))
-        facts.append(_fact(clip, "spoken_text", segment.text, "transcript", confidence, segment.start_s, segment.end_s))
+        facts.append(_fact(clip, "spoken_text", segment.text, "transcript", segment.confidence, segment.start_s,
+                           segment.end_s))
         for word in segment.words:
             token = clean_word(word.word)
             if (len(token) >= MIN_KEYWORD_LETTERS and token.isalpha() and token not in STOPWORDS

@@ -102,9 +102,42 @@ LINEAGE = pa.schema([
     _field("config_hash", pa.string(), "Run configuration hash."),
 ])
 
+CLIPS = pa.schema([
+    _field("clip_id", pa.string(), "Content address of the clip (source, span); `media.clip_id` names it."),
+    _field("media_id", pa.string(), "Content address of the source file (first 16 hex digits of its sha256)."),
+    _field("source_uri", pa.string(), "Source file the clip was cut from."),
+    _field("source_sha256", pa.string(), "sha256 of that source; null when not recorded.", True),
+    _field("kind", pa.string(), "image, video or audio."),
+    _field("start_s", pa.float64(), "Start of the clip in the source, seconds (0 for stills)."),
+    _field("end_s", pa.float64(), "End of the clip in the source, seconds (0 for stills)."),
+    _field("transcript", pa.string(),
+           "What ASR heard: the kept segments' text; empty when it heard no speech, null when the clip has no audio.",
+           True),
+    _field("language", pa.string(), "Language ASR detected; null when the clip has no audio.", True),
+    _field("language_probability", pa.float64(), "ASR's probability for that language; null without audio.", True),
+    _field("asr_confidence", pa.float64(),
+           "Mean over the kept segments of exp(avg_logprob), 0 to 1; null when no speech was kept.", True),
+    _field("asr_model", pa.string(), "ASR model that made the transcript; null without audio.", True),
+    _field("rejected_segments", pa.int32(), "Segments the hallucination guard dropped; null without audio.", True),
+])
+
+FACTS = pa.schema([
+    _field("fact_id", pa.string(), "Content address of the fact (clip, kind, value, start); `turns.fact_ids` name it."),
+    _field("clip_id", pa.string(), "Clip the fact is about (`clips.clip_id`)."),
+    _field("kind", pa.string(), "spoken_text, spoken_keyword, spoken_language, dominant_color, brightness, motion, "
+                                "on_screen_text, duration, media_kind, metadata or caption."),
+    _field("value", pa.string(), "The fact's value (the words, the colour, ...)."),
+    _field("source", pa.string(), "transcript, visual, metadata or caption."),
+    _field("confidence", pa.float64(), "Confidence of the fact, 0 to 1."),
+    _field("start_s", pa.float64(), "Start of the span where the fact holds, seconds from the clip start; null when "
+                                    "not known.", True),
+    _field("end_s", pa.float64(), "End of that span, seconds from the clip start; null when not known.", True),
+])
+
 SCHEMAS: dict[str, pa.Schema] = {
     "samples": SAMPLES, "turns": TURNS, "media": MEDIA,
     "verdicts": VERDICTS, "quarantine": QUARANTINE, "lineage": LINEAGE,
+    "clips": CLIPS, "facts": FACTS,
 }
 assert tuple(SCHEMAS) == CATALOG_TABLES
 

@@ -14,9 +14,14 @@ MANIFEST_FILE = "manifest.json"
 SHARDS_DIR = "shards"
 CATALOG_DIR = "catalog"
 CATALOG_DB = "catalog.duckdb"
+CATALOG_SQL = "catalog.sql"
+"""The views of ``catalog.duckdb`` as plain SQL, for a DuckDB that cannot open the file (or an ATTACH)."""
+CATALOG_ROOT_VARIABLE = "omnicurate_dataset"
+"""DuckDB variable that, when set (``SET VARIABLE omnicurate_dataset = '/data/omni-v1'``), names the dataset
+root the catalog views read from, over what they work out themselves."""
 NV_META_DIR = ".nv-meta"
 SPLIT = "train"
-CATALOG_TABLES = ("samples", "turns", "media", "verdicts", "quarantine", "lineage")
+CATALOG_TABLES = ("samples", "turns", "media", "verdicts", "quarantine", "lineage", "clips", "facts")
 
 SAMPLE_JSON = "json"
 """Suffix of the dialogue record member: ``KEY.json``."""

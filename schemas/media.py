@@ -150,6 +150,11 @@ class TranscriptSegment:
     compression_ratio: float = 0.0
     words: list[Word] = field(default_factory=list)
 
+    @property
+    def confidence(self) -> float:
+        """exp(avg_logprob), clamped to 0..1: the segment's facts and the clip's ASR confidence use it."""
+        return min(1.0, max(0.0, 2.718281828 ** self.avg_logprob))
+
 
 @dataclass(kw_only=True, slots=True, frozen=True)
 class Transcript:
@@ -163,6 +168,11 @@ class Transcript:
     segments: list[TranscriptSegment] = field(default_factory=list)
     rejected_segments: int = 0
     """Segments dropped by the hallucination guard."""
+
+    @property
+    def confidence(self) -> float | None:
+        """Mean confidence of the kept segments; None when none was kept."""
+        return sum(s.confidence for s in self.segments) / len(self.segments) if self.segments else None
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)

@@ -1,4 +1,5 @@
-"""Build the catalog: Parquet tables of samples, turns, media, verdicts, quarantine, lineage, and DuckDB views."""
+"""Build the catalog: Parquet tables of samples, turns, media, verdicts, quarantine, lineage, clips and facts, and
+DuckDB views over them that resolve from any working directory."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import pyarrow.parquet as pq
 
 from pipelines.dataset.location import DatasetLocation, as_location
 from schemas.catalog_tables import SCHEMAS
-from schemas.dataset_format import CATALOG_DB, CATALOG_DIR, CATALOG_TABLES, SHARDS_DIR
+from schemas.dataset_format import (CATALOG_DB, CATALOG_DIR, CATALOG_ROOT_VARIABLE, CATALOG_SQL, CATALOG_TABLES,
+                                    SHARDS_DIR)
 from schemas.dialogue import MEMORY_TYPES, CuratedSample, Sample
-from schemas.media import QuarantineRecord
+from schemas.media import AnnotatedClip, QuarantineRecord
 
 _TABLE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -82,8 +84,21 @@ class CatalogBuilder:
             self._append("quarantine", uri=q.uri, reason=q.reason, detail=q.detail, stage=q.stage,
                          size_bytes=q.size_bytes, sha256=q.sha256)
 
+    def add_clips(self, clips: Iterable[AnnotatedClip]) -> None:
+        """A row per clip the dialogues were made from (its transcript) and one per fact about it."""
+        for annotated in clips:
+            c, t = annotated.clip, annotated.transcript
+            self._append("clips", clip_id=c.clip_id, media_id=c.media_id, source_uri=c.source_uri,
+                         source_sha256=annotated.source_sha256 or None, kind=c.kind, start_s=c.start_s,
+                         end_s=c.end_s, transcript=t and t.text, language=t and t.language,
+                         language_probability=t and t.language_probability, asr_confidence=t and t.confidence,
+                         asr_model=t and t.model_id, rejected_segments=t and t.rejected_segments)
+            for f in annotated.facts:
+                self._append("facts", fact_id=f.fact_id, clip_id=f.clip_id, kind=f.kind, value=f.value,
+                             source=f.source, confidence=f.confidence, start_s=f.start_s, end_s=f.end_s)
+
     def tables(self, location: DatasetLocation | None = None, shards: list[str] | None = None) -> dict[str, pa.Table]:
-        """The six tables; with a location, shard and byte columns are filled from its shard indexes (of
+        """The catalog tables; with a location, shard and byte columns are filled from its shard indexes (of
         ``shards`` only, when given)."""
         tables = {name: pa.table(dict(self.rows[name]), schema=SCHEMAS[name]) if self.rows[name]
                   else SCHEMAS[name].empty_table() for name in CATALOG_TABLES}
@@ -198,13 +213,56 @@ def write_catalog(out: str | DatasetLocation, tables: dict[str, pa.Table],
     write_catalog_views(location, {name: table.schema for name, table in all_tables.items()})
 
 
-def write_catalog_views(out: str | DatasetLocation, schemas: dict[str, pa.Schema]) -> None:
-    """Write ``catalog.duckdb`` with one view per table over all of ``catalog/<name>/*.parquet``.
+CATALOG_STORAGE_VERSION = "v1.1.0"
+"""Storage format of ``catalog.duckdb``: the pinned DuckDB writes its own newest by default, which older DuckDB
+CLIs refuse; 1.1 is the oldest that has the views' ``getvariable``."""
 
-    Views name the files by relative path, so the dataset directory can be moved; readers open it through
-    :func:`open_catalog`, which points DuckDB's file search path at the dataset.
+
+def catalog_root_sql(location: DatasetLocation) -> str:
+    """SQL for the dataset root a view reads from, ending in ``/`` (or empty: the working directory).
+
+    ``SET VARIABLE omnicurate_dataset`` wins. Else a bucket dataset's views name its URL (httpfs reads it). A
+    local one's find the files beside ``catalog.duckdb`` however it was reached: DuckDB gives a view no path of
+    its database, but a database opened as a file (CLI, ``duckdb.connect``) defaults ``temp_directory`` to that
+    path + ``.tmp``; otherwise (an ATTACH, a temp directory set by hand) the path resolves against the working
+    directory and ``file_search_path``. Table-function arguments must fold to constants, so no subquery.
+    """
+    chosen = f"getvariable('{CATALOG_ROOT_VARIABLE}') || '/'"
+    if not location.is_local:
+        return f"coalesce({chosen}, '{_sql_string(location.url.rstrip('/'))}/')"
+    tmp, own = "current_setting('temp_directory')", re.escape(f"{CATALOG_DB}.tmp")
+    beside = (f"CASE WHEN regexp_matches({tmp}, '(^|[/\\\\]){own}$') THEN regexp_replace({tmp}, '{own}$', '') "
+              "ELSE '' END")
+    return f"coalesce({chosen}, {beside})"
+
+
+def catalog_view_sql(location: DatasetLocation, schemas: Iterable[str]) -> list[str]:
+    """``CREATE OR REPLACE VIEW`` of each table, over all of ``catalog/<name>/*.parquet``."""
+    root = catalog_root_sql(location)
+    return [f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({root} || '{CATALOG_DIR}/{name}/*.parquet')"
+            for name in schemas]
+
+
+def _catalog_sql_file(location: DatasetLocation, views: list[str]) -> str:
+    if location.is_local:
+        how = ["-- In the dataset directory: duckdb -init catalog.sql   (or .read catalog.sql in a session).",
+               f"-- Anywhere else: SET VARIABLE {CATALOG_ROOT_VARIABLE} = '/path/to/dataset'; first."]
+    else:
+        how = [f"-- The views read {location.url} through httpfs: INSTALL httpfs; LOAD httpfs; and a secret",
+               "-- (CREATE SECRET (TYPE s3, PROVIDER credential_chain); needs the aws extension), first.",
+               f"-- For a copy on disk: SET VARIABLE {CATALOG_ROOT_VARIABLE} = '/path/to/copy'; first."]
+    return "\n".join(["-- The views of catalog.duckdb, for any DuckDB 1.1 or newer (an in-memory session, an ATTACH).",
+                      *how, *(f"{v};" for v in views)]) + "\n"
+
+
+def write_catalog_views(out: str | DatasetLocation, schemas: dict[str, pa.Schema]) -> None:
+    """Write ``catalog.duckdb`` (storage format 1.1) with one view per table over all of
+    ``catalog/<name>/*.parquet``, and the same views as SQL in ``catalog.sql``.
+
+    The views resolve from any working directory, and after the dataset is moved (:func:`catalog_root_sql`).
     """
     location = as_location(out)
+    views = catalog_view_sql(location, schemas)
     with tempfile.TemporaryDirectory(prefix="omnicurate-catalog-") as tmp:
         staging = Path(tmp)
         for name, schema in schemas.items():
@@ -212,15 +270,19 @@ def write_catalog_views(out: str | DatasetLocation, schemas: dict[str, pa.Schema
             (staging / CATALOG_DIR / name).mkdir(parents=True)
             pq.write_table(schema.empty_table(), staging / CATALOG_DIR / name / "schema.parquet")
         db_path = staging / CATALOG_DB
-        con = duckdb.connect(str(db_path))
+        con = duckdb.connect()
         try:
-            con.execute(f"SET file_search_path = '{_sql_string(str(staging))}'")
-            for name in schemas:
-                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{CATALOG_DIR}/{name}/*.parquet')")
+            con.execute(f"ATTACH '{_sql_string(str(db_path))}' AS omnicurate_catalog "
+                        f"(STORAGE_VERSION '{CATALOG_STORAGE_VERSION}')")
+            con.execute("USE omnicurate_catalog")
+            con.execute(f"SET VARIABLE {CATALOG_ROOT_VARIABLE} = '{_sql_string(str(staging))}'")
+            for view in views:
+                con.execute(view)
             con.execute("CHECKPOINT")
         finally:
             con.close()
         location.put_file(db_path, CATALOG_DB)
+    location.write_bytes((CATALOG_SQL,), _catalog_sql_file(location, views).encode())
 
 
 def build_catalog(out: str | DatasetLocation, samples: Iterable[CuratedSample], quarantine: list[QuarantineRecord],
@@ -247,7 +309,8 @@ class ReadOnlyCatalogError(RuntimeError):
 def open_catalog(dataset: str | Path | DatasetLocation) -> duckdb.DuckDBPyConnection:
     """Open ``catalog.duckdb`` read-only with its views resolving inside the dataset.
 
-    A bucket dataset's catalog is copied to a local temporary directory first (DuckDB reads it there).
+    A bucket dataset's catalog is copied to a local temporary directory first and its views pointed there, so
+    DuckDB needs no httpfs extension (which it would download).
     """
     location = as_location(dataset)
     if location.is_local:
@@ -264,7 +327,8 @@ def open_catalog(dataset: str | Path | DatasetLocation) -> duckdb.DuckDBPyConnec
     if not db.is_file():
         raise FileNotFoundError(f"{db} not found: the dataset has no catalog")
     con = duckdb.connect(str(db), read_only=True)
-    con.execute(f"SET file_search_path = '{_sql_string(str(root))}'")
+    con.execute(f"SET VARIABLE {CATALOG_ROOT_VARIABLE} = '{_sql_string(str(root))}'")
+    con.execute(f"SET file_search_path = '{_sql_string(str(root))}'")  # catalogs whose views name relative paths
     return con
 
 

@@ -53,6 +53,8 @@ def subset_dataset(src: str | Path | DatasetLocation, where: str, out: str | Pat
         table = read_catalog_table(source, name).cast(schema)
         if "key" in table.column_names:
             table = table.filter(pc.is_in(table["key"], value_set=pa.array(sorted(keys), pa.string())))
+        elif name in ("clips", "facts"):  # the clips of the subset's media, and their facts
+            table = table.filter(pc.is_in(table["clip_id"], value_set=pc.unique(tables["media"]["clip_id"])))
         else:
             table = schema.empty_table()  # quarantined sources belong to the source run, not to a subset
         tables[name] = table

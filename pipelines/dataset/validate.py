@@ -21,6 +21,7 @@ from schemas import SchemaError, from_json
 from schemas.catalog_tables import SCHEMAS
 from schemas.dataset_format import (
     CATALOG_DB,
+    CATALOG_SQL,
     CATALOG_TABLES,
     NV_META_DIR,
     SAMPLE_JSON,
@@ -124,6 +125,8 @@ def _check_catalog(location: DatasetLocation, manifest: Manifest, held: dict[str
                    shard_of: dict[str, str], problems: list[str]) -> None:
     if not location.exists(CATALOG_DB):
         problems.append(f"catalog: {CATALOG_DB} is missing")
+    if not location.exists(CATALOG_SQL):
+        problems.append(f"catalog: {CATALOG_SQL} is missing")
     tables = {name: _read_catalog_table(location, name, problems) for name in CATALOG_TABLES}
     samples = tables["samples"]
     if samples is None:

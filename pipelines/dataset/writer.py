@@ -20,7 +20,7 @@ from schemas.config import ShardConfig
 from schemas.dataset_format import CATALOG_TABLES, MANIFEST_FILE, SCHEMA_VERSION, SPLIT, Manifest, ShardEntry
 from schemas.dataset_format import partition_prefix
 from schemas.dialogue import CuratedSample
-from schemas.media import QuarantineRecord
+from schemas.media import AnnotatedClip, QuarantineRecord
 
 SAMPLE_COUNTS = ("samples", "rejected", "turns", "media", "spoken_messages")
 
@@ -33,7 +33,7 @@ class PartitionFragment:
     shards: list[ShardEntry] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     tables: list[str] = field(default_factory=list)
-    """Catalog tables the fragment wrote (the six plus extra ones such as the ledger)."""
+    """Catalog tables the fragment wrote (the core ones plus extra ones such as the ledger)."""
 
 
 def fragment_name(partition: int) -> str:
@@ -53,9 +53,11 @@ def _count(curated: CuratedSample, counts: Counter) -> None:
 
 def write_partition(out: str | Path | DatasetLocation, partition: int, samples: Iterable[CuratedSample],
                     quarantine: Iterable[QuarantineRecord], *, shard: ShardConfig | None = None,
-                    extra_tables: dict[str, pa.Table] | None = None) -> PartitionFragment:
-    """Shard a partition's kept samples (``train-pNNNNN-*.tar``) and write its catalog fragment; shards of the
-    partition already in place that match are kept (a resumed run), stale ones of the partition removed."""
+                    extra_tables: dict[str, pa.Table] | None = None,
+                    clips: Iterable[AnnotatedClip] = ()) -> PartitionFragment:
+    """Shard a partition's kept samples (``train-pNNNNN-*.tar``) and write its catalog fragment (``clips``: the
+    clips its dialogues were made from, with their transcripts and facts); shards of the partition already in
+    place that match are kept (a resumed run), stale ones of the partition removed."""
     location = as_location(out)
     catalog = CatalogBuilder()
     counts: Counter = Counter({name: 0 for name in SAMPLE_COUNTS})
@@ -69,6 +71,7 @@ def write_partition(out: str | Path | DatasetLocation, partition: int, samples: 
     prune_shards(location, entries, prefix=f"{SPLIT}-{partition_prefix(partition)}")
     quarantine = list(quarantine)
     catalog.add_quarantine(quarantine)
+    catalog.add_clips(clips)
     counts["quarantined"] = len(quarantine)
     counts["shards"] = len(entries)
     tables = {**catalog.tables(location, [e.name for e in entries]), **(extra_tables or {})}
@@ -106,8 +109,10 @@ def commit_partitions(out: str | Path | DatasetLocation, fragments: list[Partiti
 def write_dataset(out: str | Path | DatasetLocation, samples: Iterable[CuratedSample],
                   quarantine: Iterable[QuarantineRecord], *, shard: ShardConfig | None = None,
                   config_hash: str = "", seed: int = 0, extra_tables: dict[str, pa.Table] | None = None,
-                  extra_counts: dict[str, int] | None = None, reuse_committed: bool = False) -> Manifest:
-    """Shard the kept samples, catalog all of them (rejected ones too) and the quarantine, commit.
+                  extra_counts: dict[str, int] | None = None, reuse_committed: bool = False,
+                  clips: Iterable[AnnotatedClip] = ()) -> Manifest:
+    """Shard the kept samples, catalog all of them (rejected ones too), the quarantine and the clips the
+    samples were made from (their transcripts and facts), commit.
 
     ``samples`` is consumed once. Re-writing an existing dataset first removes its manifest, so the
     directory never looks committed while it is half rewritten.
@@ -139,6 +144,7 @@ def write_dataset(out: str | Path | DatasetLocation, samples: Iterable[CuratedSa
         raise ValueError(f"extra_counts may not replace the dataset's own counts: {', '.join(clash)}")
     counts.update(extra_counts or {})
     catalog.add_quarantine(quarantine)
+    catalog.add_clips(clips)
     catalog.write(location, extra_tables)
     write_energon_meta(location, entries)
     manifest = Manifest(schema_version=SCHEMA_VERSION, config_hash=config_hash, seed=seed, counts=counts,

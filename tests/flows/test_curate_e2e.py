@@ -74,6 +74,22 @@ def test_dialogues_carry_memory_questions(curated):
     assert types & {"memory_media", "memory_text", "memory_mixed"}
 
 
+def test_turn_facts_and_media_join_to_facts_and_transcripts(curated):
+    dataset = curated["dataset"]
+    grounded = """FROM samples s JOIN turns t USING (key), unnest(t.fact_ids) AS u(fact_id)
+                  LEFT JOIN facts f USING (fact_id) LEFT JOIN clips c USING (clip_id) WHERE s.kept"""
+    [(refs, unresolved)] = _catalog(dataset, f"SELECT count(*), count(*) FILTER (WHERE c.clip_id IS NULL) {grounded}")
+    assert refs > 0 and unresolved == 0  # every fact a kept turn is grounded on is in facts, its clip in clips
+    spoken = _catalog(dataset, f"SELECT f.kind, f.value, c.transcript, c.language {grounded} "
+                               "AND f.source = 'transcript' AND f.kind IN ('spoken_text', 'spoken_keyword')")
+    assert spoken, "no kept turn is grounded on what ASR heard"
+    for kind, value, transcript, language in spoken:
+        assert value.strip().lower() in transcript.lower() and language == "en", (kind, value, transcript)
+    [(media, heard, without_clip)] = _catalog(dataset, """SELECT count(*), count(*) FILTER (WHERE c.transcript <> ''),
+        count(*) FILTER (WHERE c.clip_id IS NULL) FROM media m LEFT JOIN clips c USING (clip_id)""")
+    assert media > 0 and heard > 0 and without_clip == 0
+
+
 def test_ledger_records_every_source(curated):
     statuses = dict(_catalog(curated["dataset"], "SELECT status, count(*) FROM ledger GROUP BY 1"))
     sources = [p for p in curated["corpus"].rglob("*") if p.is_file() and p.name != "facts.jsonl"]

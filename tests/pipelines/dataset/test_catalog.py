@@ -1,4 +1,5 @@
-"""Catalog: tables match their Arrow schemas, agree with the shards, views survive a move, extra tables, read-only."""
+"""Catalog: tables match their Arrow schemas, agree with the shards, clips and facts join the turns, views survive
+a move, extra tables, read-only."""
 
 import shutil
 
@@ -11,6 +12,26 @@ from pipelines.dataset.catalog import ReadOnlyCatalogError, query
 from pipelines.dataset.writer import write_dataset
 from schemas.catalog_tables import SCHEMAS
 from schemas.dataset_format import CATALOG_TABLES
+from schemas.media import AnnotatedClip, Clip, Fact, Transcript, TranscriptSegment
+
+
+def _clips(n: int) -> list[AnnotatedClip]:
+    """Each sample's still (``c{i}a``, grounding fact ``f{i}-0``) and spoken audio clip (``c{i}c``)."""
+    clips = []
+    for i in range(n):
+        still = Clip(clip_id=f"c{i}a", media_id="m1", source_uri="/corpus/still.jpg", kind="image", start_s=0,
+                     end_s=0, media_path="/unused.jpg")
+        clips.append(AnnotatedClip(clip=still, source_sha256="ab" * 32, facts=[
+            Fact(fact_id=f"f{i}-0", clip_id=still.clip_id, kind="dominant_color", value="red", source="visual")]))
+        audio = Clip(clip_id=f"c{i}c", media_id="m2", source_uri="/corpus/tone.flac", kind="audio", start_s=0,
+                     end_s=1, media_path="/unused.flac", audio_path="/unused.wav")
+        segment = TranscriptSegment(text=f"number {i}", start_s=0.1, end_s=0.9, avg_logprob=-0.25, no_speech_prob=0.1)
+        clips.append(AnnotatedClip(clip=audio, facts=[
+            Fact(fact_id=f"f{i}-1", clip_id=audio.clip_id, kind="spoken_text", value=f"number {i}",
+                 source="transcript", confidence=segment.confidence, start_s=0.1, end_s=0.9)],
+            transcript=Transcript(clip_id=audio.clip_id, model_id="tiny.en", language="en", language_probability=0.97,
+                                  text=f"number {i}", segments=[segment], rejected_segments=1)))
+    return clips
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +40,7 @@ def dataset(tmp_path_factory):
     media = make_media(root / "media")
     ledger = pa.table({"stage": ["probe", "decode"], "kept": [10, 9], "dropped": [3, 1]})
     write_dataset(root / "ds", make_samples(8, media, rejected_every=4), QUARANTINE, shard=small_shards(),
-                  config_hash="cfg1", seed=7, extra_tables={"stage_counters": ledger})
+                  config_hash="cfg1", seed=7, extra_tables={"stage_counters": ledger}, clips=_clips(8))
     return root / "ds"
 
 
@@ -57,6 +78,23 @@ def test_turns_media_verdicts_lineage_quarantine(dataset):
     assert query(dataset, "SELECT models['asr'] AS asr FROM lineage LIMIT 1").to_pylist() == [{"asr": "tiny.en"}]
     reasons = query(dataset, "SELECT reason FROM quarantine ORDER BY reason").column("reason").to_pylist()
     assert reasons == ["empty", "not_media", "truncated"]
+
+
+def test_turn_facts_and_media_clips_join(dataset):
+    grounded = query(dataset, "SELECT t.key, t.turn, f.kind, f.value, c.source_uri FROM turns t, "
+                              "unnest(t.fact_ids) AS u(fact_id) JOIN facts f USING (fact_id) "
+                              "JOIN clips c USING (clip_id) WHERE t.key = 's00002' ORDER BY t.turn").to_pylist()
+    assert grounded == [{"key": "s00002", "turn": 0, "kind": "dominant_color", "value": "red",
+                         "source_uri": "/corpus/still.jpg"}]
+    heard = query(dataset, "SELECT m.member, c.transcript, c.language, c.asr_confidence, c.rejected_segments "
+                           "FROM media m JOIN clips c USING (clip_id) WHERE m.key = 's00002' AND m.kind = 'audio'")
+    [row] = heard.to_pylist()
+    assert row["member"] == "m02.flac" and row["transcript"] == "number 2" and row["language"] == "en"
+    assert row["asr_confidence"] == pytest.approx(0.7788, abs=1e-4) and row["rejected_segments"] == 1
+    still = query(dataset, "SELECT transcript, language, asr_confidence, source_sha256 FROM clips "
+                           "WHERE clip_id = 'c2a'").to_pylist()
+    assert still == [{"transcript": None, "language": None, "asr_confidence": None, "source_sha256": "ab" * 32}]
+    assert query(dataset, "SELECT count(*) AS n FROM facts").to_pylist() == [{"n": 16}]
 
 
 def test_extra_tables_become_views(dataset):
