@@ -188,7 +188,9 @@ class DialogueConfig:
 class SpeechConfig:
     """Text-to-speech of turns, checked by an ASR round trip."""
 
-    enabled: bool = False
+    enabled: bool = True
+    """Speak the user turns (spoken questions are what an omni-modal SFT set is for); the embedded Piper voice
+    renders far faster than real time on one CPU. ``false`` makes a text-only dataset."""
     backend: Literal["piper", "espeak"] = "piper"
     speak_assistant: bool = False
     max_wer: float = 0.35

@@ -30,6 +30,15 @@ def plant_bad_files(corpus: Path) -> list[str]:
     return sorted(str(p) for p in bad.iterdir())
 
 
+def spoken_turns(dataset: Path) -> tuple[int, str | None]:
+    """Spoken messages of the kept dialogues, as the catalog counts them, and the key of the most spoken one."""
+    from pipelines.dataset.catalog import query
+
+    rows = query(dataset, "SELECT key, num_spoken_messages AS n FROM samples WHERE kept AND num_spoken_messages > 0 "
+                          "ORDER BY n DESC, key").to_pylist()
+    return sum(r["n"] for r in rows), rows[0]["key"] if rows else None
+
+
 def _step(title: str, argv: list[str]) -> None:
     from flows.cli import main
 
@@ -51,11 +60,19 @@ def run(args: argparse.Namespace) -> int:
         _step("synthesise a media corpus with known ground truth", ["corpus", "synth", str(corpus), "--seed", str(args.seed)])
         plant_bad_files(corpus)
     if not (dataset / "manifest.json").exists():
-        _step("curate: probe, decode, ASR, dialogues, filters, shards, catalog",
+        _step("curate: probe, decode, ASR, dialogues, filters, speech, shards, catalog",
               ["curate", "--input", str(corpus), "--out", str(dataset), "--seed", str(args.seed), "--no-summary"])
-    _step("review: question types in the catalog",
-          ["review", "sql", ("SELECT question_type, count(*) AS turns, max(memory_distance) AS max_distance "
-                             "FROM turns GROUP BY 1 ORDER BY 2 DESC"), "--dataset", str(dataset)])
+    _step("review: question types and spoken turns in the catalog",
+          ["review", "sql", ("SELECT question_type, count(*) AS turns, count(user_speech) AS spoken, "
+                             "max(memory_distance) AS max_distance FROM turns GROUP BY 1 ORDER BY 2 DESC"),
+           "--dataset", str(dataset)])
+    spoken, key = spoken_turns(dataset)
+    if not spoken:
+        raise SystemExit("demo: the dataset has no spoken turns (is speech.enabled false?)")
+    print(f"    spoken turns: {spoken} in the kept dialogues (sum of samples.num_spoken_messages)", flush=True)
+    page = work / "spoken-sample.html"
+    _step("review: one spoken dialogue as a page (audio players for its spoken turns)",
+          ["review", "show", key, "--dataset", str(dataset), "--html", str(page)])
     _step("validate the dataset", ["validate", "--dataset", str(dataset)])
     report = work / "report.html"
     _step("render the review report (plots)", ["review", "report", "--dataset", str(dataset), "--out", str(report)])
@@ -70,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     print("\n" + "=" * 72)
     print(summarize_dataset(str(dataset)))
     print(f"report       {report}")
+    print(f"spoken page  {page}")
     from training.metrics import PLOT_FILE
 
     print(f"training     {run_dir / PLOT_FILE}")

@@ -28,6 +28,11 @@ def summarize_dataset(dataset: str) -> str:
     if lengths and lengths[0][0] is not None:
         lo, hi, mean = lengths[0]
         lines.append(f"dialogue     {lo}..{hi} turns (mean {mean:.1f})")
+    [(spoken, user_spoken, user_turns)] = _query(
+        con, "SELECT (SELECT coalesce(sum(num_spoken_messages), 0) FROM samples WHERE kept), count(t.user_speech), "
+             "count(*) FROM turns t JOIN samples s USING (key) WHERE s.kept")
+    lines.append(f"spoken       {spoken} messages ({user_spoken} of {user_turns} user turns)" if spoken
+                 else "spoken       none (speech.enabled: false, or nothing kept)")
     data = report_data(dataset)  # the same numbers the report plots
     lines.append("question     " + ", ".join(f"{r['question_type']} {r['turns']}" for r in data["question_types"]))
     lines.append("memory dist  " + (", ".join(f"{r['memory_distance']}:{r['turns']}" for r in data["memory_distances"])

@@ -131,3 +131,45 @@ def test_summary_names_counts_types_and_quarantined_files(curated):
     assert f"samples      {manifest['counts']['samples']} kept" in text
     assert "quarantined  3 file(s)" in text and "truncated" in text and str(curated["bad"][0]) in text
     assert "question     " in text and "memory dist  " in text
+
+
+def test_a_default_run_speaks_user_turns_playable_and_counted(curated, tmp_path):
+    """Speech is on by default: every kept user turn is rendered, round-trip checked, stored as FLAC in the
+    shards, counted in the catalog and playable in the review page."""
+    import io
+
+    import av
+
+    from pipelines.dataset.summary import summarize_dataset
+
+    dataset = curated["dataset"]
+    [(spoken,)] = _catalog(dataset, "SELECT sum(num_spoken_messages) FROM samples WHERE kept")
+    turns = _catalog(dataset, "SELECT t.key, t.turn, t.user_speech, t.user_text FROM turns t JOIN samples s "
+                              "USING (key) WHERE s.kept ORDER BY t.key, t.turn")
+    assert spoken > 0 and spoken == sum(speech is not None for _, _, speech, _ in turns)
+    assert all(speech == f"t{turn:02d}.user.flac" for _, turn, speech, text in turns if text.strip())
+    [(checked, passed)] = _catalog(dataset, "SELECT count(*), count(*) FILTER (WHERE v.passed) FROM verdicts v "
+                                            "JOIN samples s USING (key) WHERE s.kept AND v.filter = 'speech_wer'")
+    assert checked == passed == spoken  # one round-trip verdict per spoken message
+    tts = _catalog(dataset, "SELECT DISTINCT l.models['tts'] FROM lineage l JOIN samples s USING (key) WHERE s.kept")
+    assert tts == [("piper:en_US-joe-medium",)]  # the embedded voice, not the espeak-ng fallback
+
+    urls = sorted(str(p) for p in (dataset / SHARDS_DIR).glob("*.tar"))
+    stored = {(s["__key__"], name): data for s in wds.WebDataset(urls, shardshuffle=False)
+              for name, data in s.items() if name.endswith(".user.flac")}
+    assert sorted(stored) == [(key, speech) for key, _, speech, _ in turns if speech]
+    for (key, name), data in stored.items():
+        assert data[:4] == b"fLaC", (key, name)
+        with av.open(io.BytesIO(data)) as container:
+            stream = container.streams.audio[0]
+            samples = sum(frame.samples for frame in container.decode(stream))
+            assert (stream.codec_context.name, stream.rate) == ("flac", 16000)
+        assert samples / 16000 > 0.5, (key, name)
+
+    key, _, member, _ = next(t for t in turns if t[2])
+    page = tmp_path / "sample.html"
+    assert main(["review", "show", key, "--dataset", str(dataset), "--html", str(page)]) == 0
+    html = page.read_text()
+    assert f'<audio class="media speech" data-member="{member}" controls preload="metadata" ' \
+           f'src="data:audio/flac;base64,' in html
+    assert f"spoken       {spoken} messages" in summarize_dataset(str(dataset))

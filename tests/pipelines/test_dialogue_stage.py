@@ -21,7 +21,8 @@ def test_ray_stage_matches_in_process_curation(ray_local, tmp_path):
     still = tiny_jpg(tmp_path / "still.jpg", "red")
     clips = [annotated_clip(i, ("video", "image", "audio")[i % 3], media_path=still) for i in range(12)]
     cfg = CurateConfig(input=str(tmp_path), output=str(tmp_path / "out"), seed=2,
-                       dialogue=DialogueConfig(dialogues=PLANS_PER_TASK + 3, max_turns=10))
+                       dialogue=DialogueConfig(dialogues=PLANS_PER_TASK + 3, max_turns=10),
+                       speech=SpeechConfig(enabled=False))  # writing and filtering only
     samples = run_dialogue_stage(clips, cfg, scratch=tmp_path / "scratch")
     by_id = {c.clip.clip_id: c for c in clips}
     pool = answer_pool({f.fact_id: f for c in clips for f in c.facts})
@@ -62,7 +63,8 @@ def test_ray_stage_runs_a_local_llm_writer_on_a_pool_of_actors(ray_local, tmp_pa
     clips = [annotated_clip(i, ("video", "image", "audio")[i % 3]) for i in range(6)]
     cfg = CurateConfig(input=str(tmp_path), output=str(tmp_path / "out"), seed=4,
                        dialogue=DialogueConfig(dialogues=2, min_turns=3, max_turns=3, writer="local_llm",
-                                               writer_model=str(model), writer_batch_size=6, writer_actors=2))
+                                               writer_model=str(model), writer_batch_size=6, writer_actors=2),
+                       speech=SpeechConfig(enabled=False))
     monkeypatch.setattr(dialogue_stage, "PLANS_PER_TASK", 1)  # one plan per call: both actors write
     actors = dialogue_stage.start_dialogue_actors(cfg, ray.cluster_resources())
     assert len(actors.writers) == 2 and not actors.speakers
