@@ -9,9 +9,26 @@ import sys
 # Each module defines ``register(subparsers)`` adding its subcommand(s) with ``set_defaults(run=callable)``.
 COMMAND_MODULES = ("corpus", "curate", "review", "validate", "train", "evalset", "demo", "deploy", "retry")
 
+DESCRIPTION = """\
+Curate multi-turn omni-modal dialogue datasets from raw media: videos, audio and
+images become dialogues whose later questions need memory of earlier turns, with
+spoken user turns, written as WebDataset shards with a DuckDB catalog. Then review
+the dataset, export evaluation sets from it and train an omni model on it."""
+
+EPILOG = """\
+examples:
+  omnicurate demo                       # the whole job on a synthetic corpus, offline
+  omnicurate curate --input /data/media --out /data/omni-v1
+  omnicurate review sql "SELECT filter, code, count(*) FROM verdicts WHERE NOT passed GROUP BY ALL" \\
+      --dataset /data/omni-v1
+  omnicurate train --shards /data/omni-v1 --steps 10
+
+Run "omnicurate COMMAND --help" for a command's options and examples."""
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="omnicurate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="omnicurate", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

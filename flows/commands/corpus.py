@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import argparse
 
+from flows.commands import command_help
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    corpus = sub.add_parser("corpus", help="demo media corpora")
+    corpus = sub.add_parser("corpus", help="make a small synthetic media corpus with known ground truth",
+                            **command_help("Make media to try omnicurate on (or to test it with).",
+                                           "omnicurate corpus synth corpus/ --seed 0"))
     actions = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
-    synth = actions.add_parser("synth", help="narrated shape videos, speech clips and images, plus facts.jsonl")
+    synth = actions.add_parser(
+        "synth", help="narrated shape videos, speech clips and images, plus facts.jsonl",
+        **command_help("Write narrated videos of coloured shapes, spoken clips and still images into OUT, with\n"
+                       "facts.jsonl saying what each one shows and says, so a curated dataset can be checked\n"
+                       "against the truth. The same seed writes the same bytes.",
+                       "omnicurate corpus synth corpus/ --seed 0",
+                       "omnicurate corpus synth corpus/ --videos 20 --audio 10 --images 20 --tts espeak-ng"))
     synth.add_argument("out", help="directory to write the corpus into")
     synth.add_argument("--seed", type=int, default=0, help="the same seed writes the same bytes")
     synth.add_argument("--videos", type=int, default=6, help="narrated H.264+AAC videos")

@@ -5,9 +5,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from flows.commands import command_help
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("curate", help="curate media into a multi-turn dialogue dataset (Prefect flow over Ray)")
+    p = sub.add_parser(
+        "curate", help="turn a folder, manifest or bucket of media into a multi-turn dialogue dataset",
+        **command_help("Probe, decode and transcribe the media, plan and write multi-turn dialogues grounded on\n"
+                       "them (with memory questions about earlier turns), speak the user turns, filter, and\n"
+                       "write WebDataset shards, a DuckDB catalog and manifest.json to --out. Broken files are\n"
+                       "quarantined, not fatal; re-running the same command resumes where a run stopped.\n"
+                       "Runs as a Prefect flow on Ray (a local one unless --ray-address or RAY_ADDRESS).",
+                       "omnicurate curate --input /data/media --out /data/omni-v1",
+                       "omnicurate curate --config run.yaml --seed 3          # settings in YAML, flags override",
+                       "omnicurate curate --input s3://raw/media --out s3://datasets/omni-v1 "
+                       "--ray-address ray-head:6379"))
     add_config_arguments(p)
     p.add_argument("--no-summary", action="store_true", help="do not print the dataset summary")
     p.set_defaults(run=run)

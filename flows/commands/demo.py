@@ -7,9 +7,17 @@ import shutil
 import time
 from pathlib import Path
 
+from flows.commands import command_help
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="synthesise a corpus, curate it, review it and train a few steps")
+    p = sub.add_parser(
+        "demo", help="the whole job on a synthetic corpus: curate, review, validate, train a few steps",
+        **command_help("Synthesise a small corpus (with three broken files), curate it with the embedded models\n"
+                       "(spoken user turns included), query its catalog, render a spoken dialogue and a report,\n"
+                       "validate it and train the tiny omni model a few steps on its shards. Needs no network.",
+                       "omnicurate demo",
+                       "omnicurate demo --workdir /tmp/omni-demo --seed 1 --train-steps 10"))
     p.add_argument("--workdir", default="demo-out", help="where the corpus, dataset and checkpoints go")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-steps", type=int, default=3)

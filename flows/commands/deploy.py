@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+from flows.commands import command_help
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from flows.commands.curate import add_config_arguments
 
-    p = sub.add_parser("deploy", help="serve the curate flow on a schedule against the configured Prefect API")
+    p = sub.add_parser(
+        "deploy", help="run curation on a schedule (Prefect)",
+        **command_help("Serve the curate flow from this process on a cron schedule, against the Prefect API\n"
+                       "configured (PREFECT_API_URL); each run resumes the dataset's ledger.",
+                       'omnicurate deploy --config run.yaml --cron "0 3 * * *"    # nightly at 03:00'))
     add_config_arguments(p)
     p.add_argument("--cron", required=True, help='cron expression, e.g. "0 3 * * *"')
     p.add_argument("--name", default="curate-scheduled", help="deployment name")

@@ -7,16 +7,30 @@ import json
 import sys
 from pathlib import Path
 
+from flows.commands import command_help
+
 EVALSET_FILE = "evalset.json"
 SPLIT_FILES = {"mmmb": "mmmb.jsonl", "msib": "msib.jsonl"}
 TRAIN_KEYS_FILE = "train_keys.txt"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("evalset", help="export memory and speech evaluation splits; score answers",
-                              description=__doc__)
+    p = subparsers.add_parser(
+        "evalset", help="export memory and speech evaluation sets from a dataset; score a model's answers",
+        **command_help("Export MMMB-style (memory) and MSIB-style (spoken) evaluation sets whose source media\n"
+                       "never appear in training, and score a model's answers to them.",
+                       "omnicurate evalset export --dataset /data/omni-v1 --out /data/omni-eval",
+                       "omnicurate evalset score --evalset /data/omni-eval --answers answers.jsonl"))
     sub = p.add_subparsers(dest="evalset_command", required=True, metavar="ACTION")
-    export = sub.add_parser("export", help="write mmmb.jsonl and msib.jsonl from a dataset's stored samples")
+    export = sub.add_parser(
+        "export", help="write mmmb.jsonl and msib.jsonl from a dataset's stored samples",
+        **command_help("Write a dataset's dialogues as evaluation items whose source media are held out from\n"
+                       "training: mmmb.jsonl (the final memory question, its type, distance and items recalled)\n"
+                       "and msib.jsonl (spoken, 2-10 turns). Without --train a seeded --fraction of the sources is\n"
+                       "held out and train_keys.txt lists the samples left to train on; with --train, only\n"
+                       "sources that training dataset never uses become items.",
+                       "omnicurate evalset export --dataset /data/omni-v1 --out /data/omni-eval --fraction 0.2",
+                       "omnicurate evalset export --dataset /data/omni-eval-src --train /data/omni-v1 --out eval/"))
     export.add_argument("--dataset", required=True, help="dataset whose samples become evaluation items")
     export.add_argument("--out", required=True, help="directory for the evaluation set")
     export.add_argument("--train", help="a separate training dataset: items never share its source media")
@@ -24,7 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="share of source media held out for evaluation when --train is not given")
     export.add_argument("--seed", type=int, default=0)
     export.set_defaults(run=run_export)
-    score = sub.add_parser("score", help="print accuracy by question type and turn distance of a JSONL of answers")
+    score = sub.add_parser(
+        "score", help="print accuracy by question type and turn distance of a JSONL of answers",
+        **command_help("Score a model's answers (one {\"id\": ..., \"answer\": ...} per line) against an exported\n"
+                       "evaluation set: accuracy and a 1-5 content score by question type, turn distance and\n"
+                       "items recalled.",
+                       "omnicurate evalset score --evalset /data/omni-eval --answers answers.jsonl"))
     score.add_argument("--evalset", required=True, help="directory written by `evalset export`")
     score.add_argument("--answers", required=True, help='JSONL, one {"id": ..., "answer": ...} per line')
     score.set_defaults(run=run_score)

@@ -7,29 +7,58 @@ import csv
 import json
 import sys
 
+from flows.commands import command_help
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("review", help="inspect a dataset: sql, show, report, subset", description=__doc__)
+    p = subparsers.add_parser(
+        "review", help="look at a dataset: SQL over its catalog, one dialogue, a report, a subset",
+        **command_help("Query a dataset's catalog (samples, turns, media, verdicts, quarantine, lineage, ...),\n"
+                       "read or listen to one dialogue, plot the whole dataset, or cut a subset out of it.",
+                       'omnicurate review sql "SELECT question_type, count(*) FROM turns GROUP BY ALL" '
+                       "--dataset /data/omni-v1",
+                       "omnicurate review show KEY --dataset /data/omni-v1 --html sample.html"))
     sub = p.add_subparsers(dest="review_command", required=True, metavar="ACTION")
 
-    sql = sub.add_parser("sql", help="run a read-only SQL query over the catalog views")
+    sql = sub.add_parser(
+        "sql", help="run a read-only SQL query over the catalog views",
+        **command_help("Run one read-only DuckDB query over the catalog's views and print the rows as a table,\n"
+                       "CSV or JSON. The tables and their columns are listed in README.md.",
+                       'omnicurate review sql "SELECT filter, code, count(*) FROM verdicts WHERE NOT passed '
+                       'GROUP BY ALL" --dataset /data/omni-v1',
+                       'omnicurate review sql "SELECT * FROM quarantine" --dataset /data/omni-v1 --format csv'))
     sql.add_argument("query", help='e.g. "SELECT question_type, count(*) FROM turns GROUP BY 1"')
     sql.add_argument("--dataset", required=True, help="dataset directory or bucket prefix")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
     sql.set_defaults(run=run_sql)
 
-    show = sub.add_parser("show", help="print one sample's dialogue; --html writes a self-contained page")
+    show = sub.add_parser(
+        "show", help="print one sample's dialogue; --html writes a self-contained page",
+        **command_help("Print one dialogue turn by turn with its question types, memory links, verdicts and\n"
+                       "lineage; --html writes a page with its images, video, audio and spoken turns playable.",
+                       "omnicurate review show KEY --dataset /data/omni-v1",
+                       "omnicurate review show KEY --dataset /data/omni-v1 --html sample.html"))
     show.add_argument("key", help="sample key")
     show.add_argument("--dataset", required=True, help="dataset directory or bucket prefix")
     show.add_argument("--html", metavar="OUT", help="write a self-contained HTML page to OUT")
     show.set_defaults(run=run_show)
 
-    report = sub.add_parser("report", help="write an HTML report with plots of the dataset")
+    report = sub.add_parser(
+        "report", help="write an HTML report with plots of the dataset",
+        **command_help("Write one self-contained HTML page with plots and the numbers under them: turns per\n"
+                       "dialogue, question types, memory distances, media durations, quarantine reasons and\n"
+                       "filter pass rates.",
+                       "omnicurate review report --dataset /data/omni-v1 --out report.html"))
     report.add_argument("--dataset", required=True, help="dataset directory or bucket prefix")
     report.add_argument("--out", required=True, help="HTML file to write")
     report.set_defaults(run=run_report)
 
-    subset = sub.add_parser("subset", help="copy the samples matching a SQL predicate into a new dataset")
+    subset = sub.add_parser(
+        "subset", help="copy the samples matching a SQL predicate into a new dataset",
+        **command_help("Copy the kept samples matching a predicate over the samples view (their tar members\n"
+                       "byte for byte) into a new, complete dataset with its own manifest and catalog.",
+                       'omnicurate review subset --dataset /data/omni-v1 --where "num_memory_questions >= 2" '
+                       "--out /data/omni-memory"))
     subset.add_argument("--dataset", required=True, help="source dataset")
     subset.add_argument("--where", required=True, help='predicate over the samples view, e.g. "num_turns >= 4"')
     subset.add_argument("--out", required=True, help="new dataset directory or bucket prefix")

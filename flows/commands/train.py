@@ -5,10 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from flows.commands import command_help
+
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train the omni model on WebDataset shards",
-                              description="Train on shards; prints the loss per step. Either --shards or --config.")
+    p = subparsers.add_parser(
+        "train", help="train the omni model on a dataset's shards",
+        **command_help("Train the omni model (vision and audio encoders, LLM, speech decoder) on WebDataset\n"
+                       "shards from a directory or bucket; prints the loss per step. Give --shards for a quick\n"
+                       "tiny run on CPU, or --config for a stage at its configured size (torchrun or Ray Train).",
+                       "omnicurate train --shards /data/omni-v1 --steps 10",
+                       "omnicurate train --config sft.yaml --checkpoint-dir runs/sft",
+                       "torchrun --nproc-per-node 8 -m flows.cli train --config sft.yaml   # on a GPU node"))
     p.add_argument("--config", help="training YAML (training.config.TrainConfig); flags below override it")
     p.add_argument("--shards", help="shard URL(s): dataset dir, manifest.json, tar, brace range, s3://, gs://; "
                                     "several joined with '::'")
@@ -24,9 +32,12 @@ def register(subparsers) -> None:
                    help="local: this process (or the torchrun rank it is); ray: Ray Train TorchTrainer")
     p.set_defaults(run=run)
     actions = p.add_subparsers(dest="train_action", metavar="{merge}", required=False)
-    m = actions.add_parser("merge", help="weighted mean of checkpoints' model weights into a new checkpoint",
-                           description="Average the model weights of checkpoints of one architecture (weights "
-                                       "normalised); the result starts a later stage through init_from.")
+    m = actions.add_parser(
+        "merge", help="weighted mean of checkpoints' model weights into a new checkpoint",
+        **command_help("Average the model weights of checkpoints of one architecture (weights normalised); the\n"
+                       "result starts a later stage through init_from.",
+                       "omnicurate train merge --config sft.yaml --checkpoint runs/a --checkpoint runs/b "
+                       "--weight 0.7 --weight 0.3 --out runs/merged"))
     m.add_argument("--config", required=True, help="the training YAML the checkpoints were trained with "
                                                    "(it fixes the architecture)")
     m.add_argument("--checkpoint", action="append", required=True, metavar="DIR",

@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
+from flows.commands import command_help
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("validate", help="check a dataset: shard hashes, counts, catalog, turn members",
-                              description=__doc__)
+    p = subparsers.add_parser(
+        "validate", help="check that a dataset is complete and uncorrupted",
+        **command_help("Re-hash every shard against manifest.json and check that the manifest, the tars, their\n"
+                       "indexes and the catalog agree, and that every member a turn names exists. Prints ok,\n"
+                       "or the problems and exits 1.",
+                       "omnicurate validate --dataset /data/omni-v1",
+                       "omnicurate validate --dataset s3://datasets/omni-v1"))
     p.add_argument("--dataset", required=True, help="dataset directory or s3:// / gs:// prefix")
     p.set_defaults(run=run)
 
