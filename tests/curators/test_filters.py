@@ -145,8 +145,9 @@ def test_rejections_group_by_a_few_fixed_codes_while_details_vary():
     catalog = CatalogBuilder()
     for r in results:
         catalog.add(r)
-    verdicts = catalog.tables()["verdicts"]  # noqa: F841 (read by DuckDB below)
-    groups = duckdb.sql("SELECT filter, code, count(*) AS n FROM verdicts WHERE NOT passed GROUP BY ALL").fetchall()
+    con = duckdb.connect()
+    con.register("verdicts", catalog.tables()["verdicts"])
+    groups = con.sql("SELECT filter, code, count(*) AS n FROM verdicts WHERE NOT passed GROUP BY ALL").fetchall()
     assert {(f, c) for f, c, _ in groups} == {(v.filter, v.code) for v in bad}
     assert sum(n for _, _, n in groups) == len(bad)
 
