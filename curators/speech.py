@@ -212,15 +212,20 @@ def speak_sample(curated: CuratedSample, speaker, asr: RoundTripAsr, cfg: Speech
                 continue
             suffix = speech_suffix(turn.index, role)
             spoken = speak_checked(message.text, speaker, asr, cfg, rng)
+            heard = (f"{role} speech WER {spoken.wer:.2f} over {cfg.max_wer:.2f} after {spoken.renders} renders; "
+                     f"heard {spoken.transcript[:80]!r}")
+            if spoken.wer > cfg.max_wer and cfg.high_wer == "keep_text":
+                # one misheard turn costs its speech, not the dialogue: the turn stays text
+                verdicts.append(Verdict(filter=SPEECH_FILTER, passed=True, detail=f"kept as text: {heard}",
+                                        score=round(spoken.wer, 4), turn=turn.index))
+                continue
             path = Path(out_dir) / sample.key / suffix
             write_flac(spoken.audio, path)
             files[suffix] = str(path)
             seconds[suffix] = spoken.audio.seconds
             passed = spoken.wer <= cfg.max_wer
-            detail = "" if passed else (f"{role} speech WER {spoken.wer:.2f} over {cfg.max_wer:.2f} after "
-                                        f"{spoken.renders} renders; heard {spoken.transcript[:80]!r}")
             verdicts.append(Verdict(filter=SPEECH_FILTER, passed=passed, code="" if passed else "wer_over_limit",
-                                    detail=detail, score=round(spoken.wer, 4), turn=turn.index))
+                                    detail="" if passed else heard, score=round(spoken.wer, 4), turn=turn.index))
             messages[role] = Message(role=role, parts=message.parts, speech_member=suffix)
         turns.append(replace(turn, user=messages["user"], assistant=messages["assistant"]))
     lineage = sample.lineage

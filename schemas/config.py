@@ -194,11 +194,14 @@ class SpeechConfig:
     backend: Literal["piper", "espeak"] = "piper"
     speak_assistant: bool = False
     max_wer: float = 0.35
-    """Spoken turns whose ASR round trip is worse are re-rendered, then rejected."""
+    """Spoken turns whose ASR round trip is worse are re-rendered, then handled as ``high_wer`` says."""
     rates: list[float] = field(default_factory=lambda: [0.9, 1.0, 1.15])
     """Speaking rates (1 = the voice's own pace) a turn is rendered at, chosen per turn by the seed."""
     max_renders: int = 2
-    """Renders of one turn (each at another rate) before a high WER rejects the sample."""
+    """Renders of one turn (each at another rate) before its WER counts as too high."""
+    high_wer: Literal["keep_text", "reject"] = "keep_text"
+    """A turn still over ``max_wer`` after its renders: stays text (its verdict passes, saying so), or rejects
+    the whole dialogue."""
     actors: int = 0
     """TTS actors in the pool, each with its voice and round-trip ASR model; 0: one per four CPUs (at least one)."""
 

@@ -68,3 +68,28 @@ def test_speak_sample_adds_members_verdicts_and_lineage(asr, tmp_path):
     assert set(curated.files) < set(spoken.files)
     again, _ = speak_sample(replace(curated), EspeakSpeaker(), asr, SpeechConfig(), tmp_path / "again", seed=5)
     assert [v.score for v in again.sample.verdicts if v.filter == "speech_wer"] == [v.score for v in wer]
+
+
+def test_a_misheard_turn_stays_text_or_rejects_the_dialogue_as_configured(asr, tmp_path):
+    from schemas.dialogue import ContentPart, Message
+
+    clips = {c.clip.clip_id: c for c in clip_pool(6)}
+    plan = plan_dialogues(list(clips.values()), DialogueConfig(dialogues=1, min_turns=2, max_turns=2), 5)[0]
+    curated = build_sample(TemplateDialogueWriter().write(plan, clips), clips, seed=5, config_hash="h",
+                           decode=DecodeConfig(), accounting=TokenAccounting())
+    first, second = curated.sample.dialogue.turns
+    garbled = Message(role="user", parts=[ContentPart(kind="text", text="Zxqv brrtl kwoonfa ptheg ulmb.")])
+    dialogue = replace(curated.sample.dialogue, turns=[replace(first, user=garbled), second])
+    curated = replace(curated, sample=replace(curated.sample, dialogue=dialogue))
+    cfg = SpeechConfig(max_renders=1, rates=[1.0])
+
+    kept, _ = speak_sample(curated, EspeakSpeaker(), asr, cfg, tmp_path / "keep", seed=5)
+    [misheard, heard] = [v for v in kept.sample.verdicts if v.filter == "speech_wer"]
+    assert misheard.passed and misheard.detail.startswith("kept as text: user speech WER") and misheard.score > 0.35
+    assert [t.user.speech_member for t in kept.sample.dialogue.turns] == [None, "t01.user.flac"]
+    assert "t00.user.flac" not in kept.files and heard.passed
+
+    rejected, _ = speak_sample(curated, EspeakSpeaker(), asr, replace(cfg, high_wer="reject"), tmp_path / "r", seed=5)
+    [misheard, _] = [v for v in rejected.sample.verdicts if v.filter == "speech_wer"]
+    assert (misheard.passed, misheard.code) == (False, "wer_over_limit")
+    assert rejected.sample.dialogue.turns[0].user.speech_member == "t00.user.flac"
