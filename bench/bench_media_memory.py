@@ -53,7 +53,12 @@ def distinct_copy(src: Path, dst: Path, tag: int) -> None:
 
 
 def measure(corpus: str, work: str) -> dict:
+    import ray
+
+    from curators.sources import list_sources
+    from pipelines.media_actors import release_media_actors, start_media_actors
     from pipelines.media_stage import run_media_stage
+    from pipelines.ray_runtime import ensure_ray
     from schemas.config import CurateConfig, DecodeConfig, VisualConfig
 
     peak = 0
@@ -70,7 +75,12 @@ def measure(corpus: str, work: str) -> dict:
     started = time.perf_counter()
     cfg = CurateConfig(input=corpus, output=work, decode=DecodeConfig(frames_per_clip=4),
                        visual=VisualConfig(ocr=False))
-    result = run_media_stage(cfg, progress=False)
+    ensure_ray(num_cpus=2)
+    actors = start_media_actors(cfg, ray.cluster_resources())
+    try:
+        result = run_media_stage(cfg, list_sources(cfg.input), actors)
+    finally:
+        release_media_actors()
     seconds = time.perf_counter() - started
     stop.set()
     sampler.join()

@@ -1,30 +1,47 @@
-"""Cost of orchestration: the curate flow's wall time vs the sum of each stage's kernel run alone, and 1 vs 2 Ray nodes.
+"""Cost of orchestration: the whole `omnicurate curate` flow vs the sum of its kernels, and 2 Ray nodes vs 1.
 
-Measured in one run on one synthesised corpus:
-  kernels   every curator called serially in this process (probe, decode, ASR, visual facts, facts,
-            planning + writing + filters, shard + catalog commit, report rendering): no Ray, no Prefect
-  flow      the Prefect flow over a warm local Ray in this process (server start excluded, reported apart)
-  nodes     the media stage from a driver on a Ray cluster of one node vs two nodes, one CPU (one pinned core)
-            each
-Kernels and flow alternate ``--repeat`` times on fresh outputs and the best of each counts, so a burst of
-load from elsewhere on a shared machine does not decide the figure.
-The last line is the orchestration overhead ratio: best flow wall time / best kernel sum.
+Measured in one run on one synthesised corpus (``--images``, ``--videos``, ``--audio``):
+  kernels   every curator called serially in this process (probe, decode, ASR, visual facts, facts, media
+            signatures + cross-partition dedup, dialogue planning + writing + filters, speech with ``--speech``,
+            shard + catalog commit, report): no Ray, no Prefect. CPU seconds of this process and the tools it
+            runs (ffmpeg, tesseract).
+  flow      ``python -m flows.cli curate --config ...`` in a child process with ``partitions`` set: its own
+            temporary Prefect server and local Ray, every process it starts counted (CPU seconds of the whole
+            tree, sampled; see bench/process_tree.py). A warm-up flow on a four-file corpus runs first
+            (Prefect's database, bytecode).
+  nodes     the same flow from a driver joined to a Ray cluster of one one-CPU node vs two, each node (and
+            everything it starts) pinned to its own core with sched_setaffinity; output and work on a
+            ``file://`` URL, which the run treats as shared storage (as a bucket), so partition tasks may
+            run on either node; the driver runs a warm-up flow first, then the timed one. 1-node and 2-node
+            runs alternate ``--node-repeat`` times and the best of each counts (load from elsewhere on a
+            shared machine must not decide the figure); each prints the CPU-s each node spent.
+The ratios are printed last: flow CPU / kernel CPU (target <= 1.15x) and 2-node / 1-node throughput (target
+>= 1.6x on a CPU-bound corpus). Per-stage kernel CPU per source-hour, bytes staged per source-hour and the
+per-partition figures are printed for the README's scale-on-paper table.
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
+import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from process_tree import run_tree  # noqa: E402
 
 
 def scratch(prefix: str) -> str:
@@ -39,36 +56,42 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
-def kernel_seconds(cfg) -> dict[str, float]:
-    """Each stage's kernel alone, serially, on the same input."""
+def _cpu_now() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def kernel_seconds(cfg) -> tuple[dict[str, float], float]:
+    """CPU seconds of each stage's kernels alone, serially, in this process; and their wall time."""
     from curators.asr import Transcriber
     from curators.decode import decode_asset
-    from curators.dialogue_plan import plan_dialogues
-    from curators.dialogue_write import make_writer
     from curators.facts import annotate_clip
-    from curators.preference import answer_pool
+    from curators.media_dedup import clip_signature, duplicates_among, merge_duplicates, signature_bands
     from curators.probe import probe_source
     from curators.sources import list_sources
     from curators.visual_facts import visual_facts
-    from pipelines.dataset.writer import write_dataset
-    from pipelines.dialogue_stage import curate_batch, deduplicate
     from pipelines.dataset.review_render import render_report
+    from pipelines.dataset.writer import write_dataset
+    from pipelines.dialogue_stage import run_dialogue_stage, speak_samples
+    from pipelines.partitions import partition_count, partition_of
     from schemas.media import QuarantineRecord
 
-    times: dict[str, float] = {}
+    times: dict[str, float] = defaultdict(float)
 
     def timed(name, fn, *args, **kwargs):
-        started = time.perf_counter()
+        started = _cpu_now()
         value = fn(*args, **kwargs)
-        times[name] = times.get(name, 0.0) + time.perf_counter() - started
+        times[name] += _cpu_now() - started
         return value
 
+    wall = time.perf_counter()
     work = Path(cfg.work_path)
     assets, quarantine = [], []
-    for item in list_sources(cfg.input):
+    items = timed("probe", list_sources, cfg.input)
+    for item in items:
         result = timed("probe", probe_source, item.uri, cfg.probe, metadata=item.metadata)
         (quarantine if isinstance(result, QuarantineRecord) else assets).append(result)
-    transcriber = timed("asr", Transcriber, cfg.asr)
+    transcriber = None
     clips = []
     for asset in assets:
         decoded = timed("decode", decode_asset, asset, cfg.decode, work / "clips")
@@ -76,29 +99,56 @@ def kernel_seconds(cfg) -> dict[str, float]:
             quarantine.append(decoded)
             continue
         for clip in decoded:
-            transcript = timed("asr", transcriber.transcribe, clip) if clip.audio_path else None
+            transcript = None
+            if clip.audio_path:
+                transcriber = transcriber or timed("asr", Transcriber, cfg.asr)
+                transcript = timed("asr", transcriber.transcribe, clip)
             visual = timed("visual", visual_facts, clip, cfg.visual) if clip.kind != "audio" else None
             clips.append(timed("facts", annotate_clip, clip, transcript, visual, asset.metadata, asset.sha256))
-    plans = timed("dialogues", plan_dialogues, clips, cfg.dialogue, cfg.seed)
-    by_id = {c.clip.clip_id: c for c in clips}
-    pool = timed("dialogues", answer_pool, {f.fact_id: f for c in clips for f in c.facts})
-    batch = timed("dialogues", curate_batch, plans, by_id, cfg, make_writer(cfg.dialogue), pool)
-    samples = timed("dialogues", deduplicate, batch.samples, batch.media_hashes)
-    timed("commit", write_dataset, cfg.output, samples, quarantine, shard=cfg.shard, config_hash=cfg.config_hash(),
-          seed=cfg.seed)
+
+    def dedup():
+        count = partition_count(cfg, len(items))
+        bands = defaultdict(list)
+        for c in clips:
+            sig = clip_signature(c.clip, partition_of(c.clip.source_uri, count))
+            for band in signature_bands(sig):
+                bands[band].append(sig)
+        found = merge_duplicates(d for group in bands.values() if len(group) > 1 for d in duplicates_among(group))
+        dropped = {d.clip_id for d in found}
+        return ([c for c in clips if c.clip.clip_id not in dropped],
+                [QuarantineRecord(uri=c.clip.source_uri, reason="duplicate", stage="dedup", sha256=c.source_sha256,
+                                  detail=c.clip.clip_id) for c in clips if c.clip.clip_id in dropped])
+
+    kept, duplicates = timed("dedup", dedup)
+    text_only = replace(cfg, speech=replace(cfg.speech, enabled=False))
+    samples = timed("dialogues", run_dialogue_stage, kept, text_only, None, scratch=work / "dialogues")
+    if cfg.speech.enabled:
+        from curators.speech import RoundTripAsr, make_speaker
+
+        speaker = timed("speech", make_speaker, cfg.speech.backend)
+        asr = timed("speech", RoundTripAsr, cfg.asr.model_path, cfg.asr.device, cfg.asr.compute_type)
+        samples = timed("speech", speak_samples, samples, {c.clip.clip_id: c for c in kept}, cfg, speaker, asr,
+                        work / "speech")
+    timed("commit", write_dataset, cfg.output, samples, [*quarantine, *duplicates], shard=cfg.shard,
+          config_hash=cfg.config_hash(), seed=cfg.seed)
     timed("report", render_report, cfg.output)
-    return times
+    return dict(times), time.perf_counter() - wall
 
 
-def flow_seconds(cfg) -> float:
-    """Wall time of one run of the curate flow in this process."""
-    from flows.curate_flow import run_curate
-    from pipelines.ray_runtime import ensure_ray
+def write_config(path: Path, corpus: Path, output: str, args) -> Path:
+    config = {"input": str(corpus), "output": output, "partitions": args.partitions,
+              "visual": {"ocr": not args.no_ocr}, "speech": {"enabled": args.speech}}
+    path.write_text(json.dumps(config))  # YAML reads JSON
+    return path
 
-    ensure_ray(num_cpus=os.cpu_count())
-    started = time.perf_counter()
-    run_curate(cfg, progress=False)
-    return time.perf_counter() - started
+
+def flow_usage(config: Path):
+    """The whole `curate` command in a child process, its process tree measured."""
+    usage = run_tree([sys.executable, "-m", "flows.cli", "curate", "--config", str(config), "--no-summary"],
+                     env=dict(os.environ, PYTHONPATH=str(REPO)), linger_s=30)
+    if usage.returncode != 0:
+        raise SystemExit(f"the curate flow failed ({usage.returncode}):\n{usage.stderr[-4000:]}")
+    return usage
 
 
 def _free_port() -> int:
@@ -114,39 +164,85 @@ def _on_core(core: int):
     return lambda: os.sched_setaffinity(0, {cores[core % len(cores)]})
 
 
-def cluster_seconds(corpus: Path, out: Path, nodes: int) -> float:
-    """Seconds of the media stage (the heavy one) run from a driver on a cluster of ``nodes`` one-CPU nodes,
-    each pinned to its own core, once it is warm: a first pass starts the workers, decoders and ASR model
-    (kept), the second is timed. Process and cluster start are outside the timed span."""
+CLUSTER_DRIVER = """
+import json, sys, threading, time
+import psutil
+from flows.curate_flow import run_curate
+from process_tree import TreeSampler
+from schemas.config import load_config
+
+marks = sys.argv[3:]
+me = psutil.Process()
+
+def node_of(process, cmdline):
+    # the cluster's processes by the core they are pinned to, i.e. by node; the driver's tree apart
+    if process.pid == me.pid or me.pid in {p.pid for p in process.parents()}:
+        return "driver"
+    return f"node on core {min(process.cpu_affinity())}"
+
+def cluster_processes():
+    # the driver's tree (driver, Prefect server) and the cluster's: those naming its port or temp dir, and all
+    # they started
+    found = {p.pid: p for p in [me, *me.children(recursive=True)]}
+    for root in psutil.process_iter(["cmdline"]):
+        if root.pid not in found and any(m in arg for arg in root.info["cmdline"] or [] for m in marks):
+            try:
+                found.update((p.pid, p) for p in [root, *root.children(recursive=True)])
+            except psutil.NoSuchProcess:
+                pass
+    return found.values()
+
+sampler = TreeSampler(node_of)
+
+def sample(stop):
+    while not stop.wait(0.3):
+        sampler.sample(cluster_processes())
+
+run_curate(load_config(sys.argv[1]), progress=False)
+cfg = load_config(sys.argv[2])
+sampler.sample(cluster_processes())
+before = sampler.cpu_by_role()
+stop = threading.Event()
+thread = threading.Thread(target=sample, args=(stop,), daemon=True)
+thread.start()
+started = time.perf_counter()
+run_curate(cfg, progress=False)
+seconds = time.perf_counter() - started
+stop.set()
+thread.join()
+sampler.sample(cluster_processes())
+cpu = {k: round(v - before.get(k, 0.0), 1) for k, v in sampler.cpu_by_role().items()}
+print("RESULT", json.dumps({"seconds": seconds, "cpu": cpu}))
+"""
+
+
+def cluster_run(warm_config: Path, config: Path, nodes: int) -> dict:
+    """Seconds of the curate flow run from a driver on a cluster of ``nodes`` one-CPU nodes, each pinned to its own
+    core, after a warm-up flow on a small corpus in the same driver (Prefect server, imports, first workers); and
+    the CPU-s each node (and the driver with its Prefect server) spent in the timed run, sampled every 0.3 s as
+    bench/process_tree.py counts."""
+    import psutil
+
     ray = str(Path(sys.executable).with_name("ray"))
     temp_dir = scratch("bench-ray-")
     port = _free_port()
-    env = dict(os.environ, PREFECT_HOME=scratch("bench-prefect-"))
+    env = dict(os.environ, PREFECT_HOME=scratch("bench-prefect-"), PYTHONPATH=f"{REPO}:{REPO / 'bench'}",
+               RAY_ADDRESS=f"127.0.0.1:{port}")
     base = ["--num-cpus=1", "--disable-usage-stats"]
-    subprocess.run([ray, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir}",
-                    *base], env=env, check=True, capture_output=True, preexec_fn=_on_core(0))
-    driver = (
-        "import sys, time, ray\n"
-        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
-        f"ray.init(address='127.0.0.1:{port}')\n"
-        "from pipelines.media_stage import run_media_stage\n"
-        "from schemas.config import CurateConfig\n"
-        f"run_media_stage(CurateConfig(input={str(corpus)!r}, output={str(out / 'warm-up')!r}), progress=False,\n"
-        "                keep_actors=True)\n"
-        f"cfg = CurateConfig(input={str(corpus)!r}, output={str(out / 'timed')!r})\n"
-        "started = time.perf_counter()\n"
-        "run_media_stage(cfg, progress=False)\n"
-        "print('SECONDS', time.perf_counter() - started)\n")
     try:
+        subprocess.run([ray, "start", "--head", f"--port={port}", "--include-dashboard=false",
+                        f"--temp-dir={temp_dir}", *base], env=env, check=True, capture_output=True,
+                       preexec_fn=_on_core(0))
         for node in range(1, nodes):
             subprocess.run([ray, "start", f"--address=127.0.0.1:{port}", *base], env=env, check=True,
                            capture_output=True, preexec_fn=_on_core(node))
-        done = subprocess.run([sys.executable, "-c", driver], env=env, check=True, capture_output=True, text=True,
-                              preexec_fn=_on_core(0))
-        return float(done.stdout.rsplit("SECONDS", 1)[1])
+        done = subprocess.run([sys.executable, "-c", CLUSTER_DRIVER, str(warm_config), str(config), temp_dir,
+                               f"127.0.0.1:{port}"], env=env, capture_output=True, text=True,
+                              preexec_fn=_on_core(0), cwd=REPO)
+        if done.returncode != 0:
+            raise SystemExit(f"the cluster flow failed:\n{done.stderr[-4000:]}")
+        return json.loads(done.stdout.rsplit("RESULT", 1)[1])
     finally:
-        import psutil
-
         # the cluster's daemons name its temp dir; its client server names only the head's port
         procs = [p for p in psutil.process_iter(["cmdline"])
                  if any(temp_dir in arg or arg.endswith(f":{port}") for arg in p.info["cmdline"] or [])]
@@ -157,43 +253,109 @@ def cluster_seconds(corpus: Path, out: Path, nodes: int) -> float:
         psutil.wait_procs(procs, timeout=10)
 
 
+SYNTH_MAX_VIDEOS = 20
+"""synth_corpus makes at most this many videos (one keyword each); more go in further folders, other seeds."""
+
+
+def make_corpus(corpus: Path, *, videos: int, audio: int, images: int) -> None:
+    """A synth corpus of any size: folders of up to 20 videos (and as many audio clips), each its own seed."""
+    from curators.corpus_synth import synth_corpus
+
+    chunks = max(1, -(-max(videos, audio) // SYNTH_MAX_VIDEOS))
+    for chunk in range(chunks):
+        share = lambda n: n // chunks + (chunk < n % chunks)  # noqa: E731
+        synth_corpus(corpus / f"part{chunk:02d}", seed=chunk, videos=share(videos), audio=share(audio),
+                     images=images if chunk == 0 else 0)
+
+
+def corpus_hours(corpus: Path) -> float:
+    """Hours of audio and video in a synth corpus (its facts files)."""
+    from curators.corpus_synth import FACTS_FILE
+
+    rows = [json.loads(line) for facts in corpus.rglob(FACTS_FILE) for line in facts.read_text().splitlines()
+            if line]
+    return sum(r["duration_s"] for r in rows) / 3600
+
+
+def tree_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--audio", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=2, help="alternating kernel and flow runs; the best counts")
+    parser.add_argument("--partitions", type=int, default=4, help="partitions of the flow (default 4)")
+    parser.add_argument("--no-ocr", action="store_true", help="visual facts without tesseract")
+    parser.add_argument("--speech", action="store_true", help="speak the user turns (off by default here: TTS "
+                        "would dominate every figure)")
+    parser.add_argument("--skip-overhead", action="store_true", help="skip the flow vs kernels comparison")
     parser.add_argument("--skip-nodes", action="store_true", help="skip the 1 vs 2 node comparison")
+    parser.add_argument("--node-repeat", type=int, default=1,
+                        help="alternating 1-node and 2-node runs; the best of each counts")
     args = parser.parse_args()
 
     from curators.corpus_synth import synth_corpus
-    from schemas.config import CurateConfig
+    from schemas.config import load_config
 
     root = Path(scratch("bench-orchestration-"))
-    corpus = root / "corpus"
-    synth_corpus(corpus, seed=0, videos=args.videos, audio=args.audio, images=args.images)
-    def config(name: str) -> CurateConfig:
-        return CurateConfig(input=str(corpus), output=str(root / name))
-
-    cold = flow_seconds(config("flow-cold"))  # starts Prefect's temporary server and Ray's first workers
-    kernel_runs, flow_runs = [], []
-    for rep in range(args.repeat):
-        kernel_runs.append(kernel_seconds(config(f"kernels-{rep}")))
-        flow_runs.append(flow_seconds(config(f"flow-{rep}")))
-    kernels = min(kernel_runs, key=lambda times: sum(times.values()))
-    kernel_total = sum(kernels.values())
-    warm = min(flow_runs)
-    print("stage kernels alone, best run (s): " + ", ".join(f"{k} {v:.2f}" for k, v in kernels.items())
-          + f"; sum {kernel_total:.2f} (runs: {', '.join(f'{sum(t.values()):.2f}' for t in kernel_runs)})")
-    print(f"flow wall time, best warm run: {warm:.2f}s (runs: {', '.join(f'{t:.2f}' for t in flow_runs)}; "
-          f"{cold:.2f}s for the first run, with the Prefect server start)")
+    corpus, warm = root / "corpus", root / "warm-corpus"
+    make_corpus(corpus, videos=args.videos, audio=args.audio, images=args.images)
+    synth_corpus(warm, seed=1, videos=0, audio=0, images=4)
+    sources = args.videos + args.audio + args.images
+    hours = corpus_hours(corpus)
+    print(f"corpus: {args.videos} videos, {args.audio} audio, {args.images} images ({hours * 3600:.0f} s of "
+          f"audio/video); partitions {args.partitions}; OCR {'off' if args.no_ocr else 'on'}; "
+          f"speech {'on' if args.speech else 'off'}; "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the start", flush=True)
+    figures = []
+    if not args.skip_overhead:
+        small = flow_usage(write_config(root / "warm.yaml", warm, str(root / "flow-warm"), args))
+        print(f"warm-up flow on 4 images: {small.cpu_s:.1f} CPU-s, {small.wall_s:.1f} s wall (most of it a run's "
+              "fixed cost: Prefect server, Ray start, worker and actor starts)", flush=True)
+        usage = flow_usage(write_config(root / "flow.yaml", corpus, str(root / "flow"), args))
+        print("flow CPU-s by process (sampled): " + ", ".join(f"{k} {v:.1f}" for k, v in
+                                                             sorted(usage.cpu_by_role.items())))
+        print("Ray workers' CPU-s by task, with the tools they ran (sampled): " + ", ".join(
+            f"{k.removeprefix('ray::')} {v:.1f}" for k, v in sorted(usage.cpu_by_ray_task.items(),
+                                                                     key=lambda kv: -kv[1]) if v >= 0.05))
+        print(f"flow: {usage.cpu_s:.1f} CPU-s (whole tree), {usage.wall_s:.1f} s wall, driver peak RSS "
+              f"{usage.root_peak_rss / 2**20:.0f} MiB", flush=True)
+        kernels, kernel_wall = kernel_seconds(load_config(write_config(root / "kernels.yaml", corpus,
+                                                                       str(root / "kernels"), args)))
+        kernel_cpu = sum(kernels.values())
+        staged = tree_bytes(root / "flow" / ".work" / "media")
+        print("kernel CPU-s by stage: " + ", ".join(f"{k} {v:.2f}" for k, v in kernels.items())
+              + f"; sum {kernel_cpu:.2f} CPU-s ({kernel_wall:.1f} s wall, serial)")
+        print(f"per source: flow {usage.cpu_s / sources:.3f} CPU-s, kernels {kernel_cpu / sources:.3f} CPU-s")
+        per_partition = sources / args.partitions
+        print(f"per partition ({per_partition:.0f} sources): flow {usage.cpu_s / args.partitions:.1f} CPU-s, "
+              f"staged {staged / args.partitions / 2**20:.1f} MiB")
+        if hours:
+            print("kernel CPU-s per source-hour: " + ", ".join(f"{k} {v / hours:.0f}" for k, v in kernels.items())
+                  + f"; all {kernel_cpu / hours:.0f}; flow {usage.cpu_s / hours:.0f}; staged "
+                  f"{staged / hours / 2**30:.2f} GiB per source-hour")
+        figures.append(f"orchestration overhead: flow CPU / kernel CPU = {usage.cpu_s / kernel_cpu:.2f}x "
+                       f"(target <= 1.15x)")
     if not args.skip_nodes:
-        one = cluster_seconds(corpus, root / "one-node", 1)
-        two = cluster_seconds(corpus, root / "two-nodes", 2)
-        print(f"media stage on a Ray cluster of one-core nodes: 1 node {one:.2f}s, 2 nodes {two:.2f}s; "
-              f"throughput 2 nodes / 1 node = {one / two:.2f}x")
-    print(f"orchestration overhead: flow / kernel sum = {warm / kernel_total:.2f}x "
-          f"(target <= 1.15x; {os.cpu_count()} cores, Ray runs stages in parallel)")
+        cluster_warm = write_config(root / "cluster-warm.yaml", warm, (root / "cluster-warm").as_uri(), args)
+        runs: dict[int, list[dict]] = {1: [], 2: []}
+        for rep in range(args.node_repeat):
+            for nodes in (1, 2):
+                out = (root / f"nodes-{nodes}-{rep}").as_uri()
+                run = cluster_run(cluster_warm, write_config(root / f"nodes-{nodes}-{rep}.yaml", corpus, out, args),
+                                  nodes)
+                print(f"curate flow on {nodes} one-core node(s): {run['seconds']:.1f} s; CPU-s in the timed run: "
+                      + ", ".join(f"{k} {v:.1f}" for k, v in sorted(run["cpu"].items()))
+                      + f" (load average {os.getloadavg()[0]:.2f})", flush=True)
+                runs[nodes].append(run)
+        one, two = (min(r["seconds"] for r in runs[n]) for n in (1, 2))
+        print(f"best of {args.node_repeat}: 1 node {one:.1f} s, 2 nodes {two:.1f} s")
+        figures.append(f"throughput 2 nodes / 1 node = {one / two:.2f}x (target >= 1.6x)")
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
+    for line in figures:
+        print(line)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import hashlib
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from curators.sources import list_sources
 from pipelines.dataset.location import DatasetLocation
 from schemas.config import CurateConfig
@@ -52,19 +54,24 @@ def _sources_file(partition: int) -> str:
 
 
 def stage_partitions(cfg: CurateConfig, work: DatasetLocation) -> PartitionPlan:
-    """List the input, hash every source into its partition and stage each partition's list on ``work``."""
+    """List the input, hash every source into its partition and stage each partition's list on ``work``.
+
+    The driver holds the listing and one partition's lines at a time, never every source's line at once.
+    """
     from pipelines.media_stage import may_carry_sound
 
     items = list_sources(cfg.input)
     count = partition_count(cfg, len(items))
-    lines: list[list[str]] = [[] for _ in range(count)]
-    for item in items:
-        lines[partition_of(item.uri, count)].append(to_json(item))
     sound = any(map(may_carry_sound, items))
-    del items
-    for partition, rows in enumerate(lines):
+    of = np.fromiter((partition_of(item.uri, count) for item in items), dtype=np.int64, count=len(items))
+    order = np.argsort(of, kind="stable")  # listing order (by URI) within each partition
+    ends = np.searchsorted(of[order], np.arange(1, count + 1))
+    start = 0
+    for partition, end in enumerate(ends.tolist()):
+        rows = [to_json(items[index]) for index in order[start:end].tolist()]
         work.write_bytes((SOURCES_DIR, _sources_file(partition)), "".join(f"{row}\n" for row in rows).encode())
-    return PartitionPlan(sizes=[len(rows) for rows in lines], sound=sound)
+        start = end
+    return PartitionPlan(sizes=np.diff(ends, prepend=0).tolist(), sound=sound)
 
 
 def partition_sources(work: DatasetLocation, partition: int) -> list[SourceItem]:
