@@ -199,7 +199,7 @@ def run_dedup_phase(cfg: CurateConfig, plan: PartitionPlan) -> int:
     from pipelines.media_dedup import find_duplicates
 
     partitions = [p for p in range(plan.count) if plan.sizes[p]]
-    return find_duplicates(work_location(cfg), partitions, dedup_buckets(plan))
+    return find_duplicates(work_location(cfg), partitions, dedup_buckets(plan), task_options=_storage_options(cfg))
 
 
 # --- dialogues and commit ---------------------------------------------------------------------------------

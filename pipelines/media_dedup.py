@@ -128,7 +128,7 @@ def count_partition_duplicates(location: DatasetLocation, partition: int) -> int
 
 
 def find_duplicates(location: DatasetLocation, partitions: list[int], buckets: int, *,
-                    max_hamming: int = MAX_HAMMING) -> int:
+                    max_hamming: int = MAX_HAMMING, task_options: dict | None = None) -> int:
     """Find the near-duplicate media across ``partitions`` (their signatures staged with ``write_signatures`` for the
     same ``buckets``) in ``buckets`` Ray tasks; returns how many clips are to be dropped.
 
@@ -144,11 +144,13 @@ def find_duplicates(location: DatasetLocation, partitions: list[int], buckets: i
     ensure_ray()
     partitions = sorted(set(partitions))
     location.remove(DEDUP_DIR, DUPLICATES_DIR)
-    ray.get([find_bucket_duplicates.remote(location, partitions, b, buckets, max_hamming) for b in range(buckets)])
+    options = task_options or {}  # e.g. pinned to the node that sees a local work dir
+    ray.get([find_bucket_duplicates.options(**options).remote(location, partitions, b, buckets, max_hamming)
+             for b in range(buckets)])
     marker = {"buckets": buckets, "partitions": partitions, "max_hamming": max_hamming}
     location.write_bytes((DEDUP_DIR, DUPLICATES_DIR, DONE_MARKER), json.dumps(marker).encode())
     # a clip met in several buckets counts once: each partition merges its own reports
-    return sum(ray.get([count_partition_duplicates.remote(location, p) for p in partitions]))
+    return sum(ray.get([count_partition_duplicates.options(**options).remote(location, p) for p in partitions]))
 
 
 def duplicates_for(location: DatasetLocation, partition: int) -> dict[str, Duplicate]:
