@@ -185,6 +185,43 @@ class DialogueConfig:
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)
+class MemoryCheckConfig:
+    """A model that tries each memory question with the recalled turn taken away, and with the full history.
+
+    Off by default (the rule-based memory check runs either way). A question the answerer still gets right
+    without the recalled turn's media and text is rejected (``answerable_without_memory``); one it cannot get
+    with the full history is rejected too (``unanswerable``)."""
+
+    answerer: Literal["none", "writer", "endpoint", "local_vlm"] = "none"
+    """``writer``: the dialogue writer's own model, text only (media named, transcripts given); ``endpoint``:
+    an OpenAI-compatible server (images as data URLs); ``local_vlm``: a transformers VLM from a local folder."""
+    model: str | None = None
+    """Model name (endpoint) or local model folder (local_vlm)."""
+    url: str | None = None
+    """Base URL of the OpenAI-compatible server (endpoint); the key comes from OMNICURATE_API_KEY."""
+    audio: Literal["transcript", "input_audio"] = "transcript"
+    """How recalled audio reaches the answerer: its transcript as text, or the sound as ``input_audio`` (for
+    servers of omni models that accept it)."""
+    frames: int = 4
+    """Frames of each video clip sent (spread over the sampled ones), each with its time stamp."""
+    timeout_s: float = 60.0
+    """Time budget of one request."""
+    max_retries: int = 2
+    """Retries of a request after a 429, a 5xx or a timeout."""
+    concurrency: int = 4
+    """Requests in flight at once (endpoint)."""
+
+    def __post_init__(self) -> None:
+        needs_model = self.answerer in ("endpoint", "local_vlm")
+        require(not needs_model or bool(self.model), "model", f"the {self.answerer} answerer needs a model")
+        require(self.answerer != "endpoint" or bool(self.url), "url", "the endpoint answerer needs a URL")
+        require(1 <= self.frames <= 64, "frames", "must be between 1 and 64")
+        require(self.timeout_s > 0, "timeout_s", "must be positive")
+        require(self.max_retries >= 0, "max_retries", "must not be negative")
+        require(self.concurrency >= 1, "concurrency", "must be at least 1")
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
 class SpeechConfig:
     """Text-to-speech of turns, checked by an ASR round trip."""
 
@@ -261,6 +298,7 @@ class CurateConfig:
     asr: AsrConfig = field(default_factory=AsrConfig)
     visual: VisualConfig = field(default_factory=VisualConfig)
     dialogue: DialogueConfig = field(default_factory=DialogueConfig)
+    memory_check: MemoryCheckConfig = field(default_factory=MemoryCheckConfig)
     speech: SpeechConfig = field(default_factory=SpeechConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
     tokens: TokenAccounting = field(default_factory=TokenAccounting)
@@ -273,6 +311,8 @@ class CurateConfig:
         require(self.partition_sources >= 1, "partition_sources", "must be at least 1")
         require(self.partitions_in_flight >= 0, "partitions_in_flight", "must be 0 (two per node) or more")
         require(0 <= self.max_failed_fraction <= 1, "max_failed_fraction", "must be between 0 and 1")
+        require(self.memory_check.answerer != "writer" or self.dialogue.writer != "template", "memory_check.answerer",
+                "the writer answerer needs a model-backed writer (dialogue.writer local_llm or endpoint)")
 
     def config_hash(self) -> str:
         """Hash of what shapes the data (not where it is read or written)."""
