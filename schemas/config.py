@@ -116,12 +116,20 @@ class VisualConfig:
     """Base URL of an OpenAI-compatible server; the key comes from OMNICURATE_API_KEY."""
     captioner_actors: int = 0
     """Captioner actors in the pool; 0: one per GPU for a local VLM on a GPU cluster, else one per four CPUs."""
+    captioner_frames: int = 8
+    """Frames of a video clip the captioner sees (spread over the sampled ones), each with its time stamp."""
+    captioner_audio: Literal["transcript", "input_audio"] = "transcript"
+    """How the clip's sound reaches the captioner: its time-stamped transcript, or also the audio itself as
+    ``input_audio`` (for servers of omni models that accept it); the transcript is always sent."""
 
     def __post_init__(self) -> None:
         require(self.max_colors >= 1, "max_colors", "must be at least 1")
         require(0 < self.min_color_share < 1, "min_color_share", "must be between 0 and 1")
         require(self.captioner == "none" or self.captioner_model, "captioner_model", "needed when a captioner is on")
         require(self.captioner_actors >= 0, "captioner_actors", "must be 0 (sized to the cluster) or more")
+        require(1 <= self.captioner_frames <= 64, "captioner_frames", "must be between 1 and 64")
+        require(self.captioner_audio == "transcript" or self.captioner == "endpoint", "captioner_audio",
+                "input_audio goes to an endpoint captioner only")
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)
