@@ -107,7 +107,7 @@ def write(server, cache_dir, clips):
                          writer_max_retries=3, endpoint_url=f"http://127.0.0.1:{server.server_port}/v1",
                          dialogues=2, min_turns=6, max_turns=6)
     writer = make_writer(cfg, str(cache_dir))
-    writer.backoff_s = 0.01
+    writer.client.backoff_s = 0.01
     by_id = {c.clip.clip_id: c for c in clips}
     return writer, writer.write_batch(plan_dialogues(clips, cfg, 3), by_id)
 
@@ -118,6 +118,8 @@ def test_endpoint_writer_retries_validates_and_caches(server, tmp_path, monkeypa
     writer, first = write(server, tmp_path / "cache", clips)
     assert server.faults == [429, 500, "timeout"]
     assert writer.requests_sent == server.calls  # every fault was retried, nothing else was sent twice
+    usage = writer.usage()
+    assert (usage.stage, usage.model, usage.requests, usage.cache_hits) == ("writer", "fake-model", server.calls, 0)
     assert server.max_in_flight <= 2 and server.auth == {"Bearer sk-test-secret"}
     for w in first:
         (verdict,) = w.verdicts
@@ -137,6 +139,7 @@ def test_endpoint_writer_retries_validates_and_caches(server, tmp_path, monkeypa
     again_writer, again = write(server, tmp_path / "cache", clips)
     assert [w.dialogue for w in again] == [w.dialogue for w in first]
     assert again_writer.requests_sent == 0 and server.calls == calls  # a resumed run never pays twice
+    assert again_writer.usage().cache_hits == server.served
 
 
 def test_endpoint_writer_stops_on_a_rejected_key(tmp_path):
