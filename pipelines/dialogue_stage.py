@@ -14,7 +14,9 @@ from pathlib import Path
 
 from curators.dialogue_plan import DialoguePlan, plan_dialogues
 from curators.dialogue_write import DialogueWriter, make_writer
-from curators.filters import FilterContext, NearDuplicateIndex, TokenBudgetFilter, apply_filters, default_filters
+from curators.filters import (FilterContext, MemoryAnswerCheck, NearDuplicateIndex, TokenBudgetFilter, apply_filters,
+                              default_filters)
+from curators.filters.memory_validity import make_answer_check
 from curators.filters.near_duplicate import dhash
 from curators.preference import PREFERENCE_VERSION, answer_pool, preference_pair
 from curators.sample_build import build_sample, estimate_tokens
@@ -46,10 +48,9 @@ def clip_media_hash(clip: AnnotatedClip) -> int | None:
 def curate_plans(plans: list[DialoguePlan], clips: dict[str, AnnotatedClip], cfg: CurateConfig,
                  writer: DialogueWriter, pool: dict[str, list[str]] | None = None) -> list[CuratedSample]:
     """Write, build, filter and pair a batch of plans (no Ray here: the tasks and actors below call it)."""
-    context = FilterContext(facts={f.fact_id: f for c in clips.values() for f in c.facts})
+    context = FilterContext(facts={f.fact_id: f for c in clips.values() for f in c.facts}, clips=clips)
     pool = pool if pool is not None else answer_pool(context.facts)
-    answerer = writer.complete if cfg.dialogue.validity_answerer == "model" else None
-    filters = default_filters(cfg.tokens, cfg.dialogue.language, answerer)
+    filters = default_filters(cfg.tokens, cfg.dialogue.language, answer_check(cfg, writer))
     config_hash = cfg.config_hash()
     out = []
     for written in writer.write_batch(plans, clips):
@@ -61,6 +62,17 @@ def curate_plans(plans: list[DialoguePlan], clips: dict[str, AnnotatedClip], cfg
         lineage = replace(lineage, operators={**lineage.operators, "preference": PREFERENCE_VERSION})
         out.append(replace(curated, sample=replace(curated.sample, preference=pair, lineage=lineage)))
     return out
+
+
+def answer_check(cfg: CurateConfig, writer: DialogueWriter) -> MemoryAnswerCheck | None:
+    """The memory answerer's check (``memory_check``; ``dialogue.validity_answerer: model`` means the writer's
+    model), or None for rules only."""
+    check = cfg.memory_check
+    if check.answerer == "none" and cfg.dialogue.validity_answerer == "model":
+        check = replace(check, answerer="writer")
+    cache = writer_cache(cfg)
+    return make_answer_check(check, getattr(writer, "complete", None),
+                             str(Path(cache).with_name("answerer-cache")) if cache else None)
 
 
 def deduplicate(samples: list[CuratedSample], media_hashes: dict[str, int]) -> list[CuratedSample]:
