@@ -149,11 +149,28 @@ class DialogueConfig:
     """Furthest turn back a memory question may reach."""
     language: str = "en"
     """Language of the dialogue text; the language filter rejects dialogues in another."""
-    writer: Literal["template", "local_llm", "endpoint"] = "template"
+    writer: Literal["template", "local_llm", "endpoint", "vlm_endpoint", "local_vlm"] = "template"
+    """``template`` (phrase tables over the facts); ``local_llm`` / ``endpoint`` rephrase the template draft as
+    text; ``vlm_endpoint`` / ``local_vlm`` write each turn from its media (frames, picture, the recalled earlier
+    media, transcript, facts) as JSON under a schema, through an OpenAI-compatible server or a local
+    transformers VLM."""
     writer_model: str | None = None
-    """Local model path (local_llm) or model name (endpoint)."""
+    """Local model path (local_llm, local_vlm) or model name (endpoint, vlm_endpoint)."""
     endpoint_url: str | None = None
-    """Base URL of an OpenAI-compatible server; the key comes from OMNICURATE_API_KEY."""
+    """Base URL of an OpenAI-compatible server (endpoint, vlm_endpoint); the key comes from OMNICURATE_API_KEY."""
+    writer_frames: int = 4
+    """Frames of each video clip a media writer sees (spread over the sampled ones), each with its time stamp."""
+    writer_audio: Literal["transcript", "input_audio"] = "transcript"
+    """How a clip's sound reaches a media writer: its transcript, or also the sound as ``input_audio`` (for
+    servers of omni models, e.g. Qwen2.5-Omni on vLLM)."""
+    writer_vision: bool = True
+    """False sends a media writer's pictures as words (``[a frame]``) for a text-only model; transcripts and
+    facts still go."""
+    writer_json_schema: bool = True
+    """Send ``response_format`` with the reply's JSON schema (vLLM and SGLang enforce it); replies are
+    validated against it either way."""
+    writer_max_tokens: int = 256
+    """Reply budget of one media-writer request."""
     writer_batch_size: int = 8
     """Turns rewritten per generate call (local_llm)."""
     writer_concurrency: int = 4
@@ -165,8 +182,8 @@ class DialogueConfig:
     writer_cache_dir: str | None = None
     """Endpoint request cache, so a resumed run never pays twice; None keeps it under the run's work dir."""
     writer_actors: int = 0
-    """Writer actors (local_llm: one GPU each when the cluster has GPUs; endpoint: each with
-    ``writer_concurrency`` requests in flight); 0 sizes the pool: one per GPU for local_llm on GPUs, else
+    """Writer actors (local_llm, local_vlm: one GPU each when the cluster has GPUs; endpoints: each with
+    ``writer_concurrency`` requests in flight); 0 sizes the pool: one per GPU for a local model on GPUs, else
     one per four CPUs, at least one."""
     validity_answerer: Literal["rules", "model"] = "rules"
     """Who tries to answer memory questions from the truncated history: rules, or also the writer's model."""
@@ -181,8 +198,15 @@ class DialogueConfig:
             require(weight >= 0, f"question_mix.{name}", "must not be negative")
         require(sum(self.question_mix.values()) > 0, "question_mix", "needs a positive weight")
         require(self.max_memory_distance >= 1, "max_memory_distance", "must be at least 1")
-        require(self.writer != "endpoint" or bool(self.writer_model), "writer_model", "the endpoint writer needs a model name")
-        require(self.writer != "endpoint" or bool(self.endpoint_url), "endpoint_url", "the endpoint writer needs a URL")
+        remote = self.writer in ("endpoint", "vlm_endpoint")
+        require(not remote or bool(self.writer_model), "writer_model", f"the {self.writer} writer needs a model name")
+        require(not remote or bool(self.endpoint_url), "endpoint_url", f"the {self.writer} writer needs a URL")
+        require(self.writer != "local_vlm" or bool(self.writer_model), "writer_model",
+                "the local_vlm writer needs a model folder")
+        require(self.writer_frames >= 1, "writer_frames", "must be at least 1")
+        require(self.writer_audio == "transcript" or self.writer == "vlm_endpoint", "writer_audio",
+                "input_audio needs the vlm_endpoint writer (a local VLM hears no sound)")
+        require(self.writer_max_tokens >= 16, "writer_max_tokens", "must be at least 16")
         require(self.writer_batch_size >= 1, "writer_batch_size", "must be at least 1")
         require(self.writer_concurrency >= 1, "writer_concurrency", "must be at least 1")
         require(self.writer_timeout_s > 0, "writer_timeout_s", "must be positive")
