@@ -236,6 +236,9 @@ class MemoryCheckConfig:
     servers of omni models that accept it)."""
     frames: int = 4
     """Frames of each video clip sent (spread over the sampled ones), each with its time stamp."""
+    pictures: bool = True
+    """Send pictures as data URLs (a VLM); false names them in words and sends plain text (a text-only model
+    behind the endpoint). The ``writer`` answerer is always text only."""
     timeout_s: float = 60.0
     """Time budget of one request."""
     max_retries: int = 2

@@ -145,9 +145,11 @@ class MemoryAnswerCheck(DialogueFilter):
     name = "memory_answerer"
     codes = frozenset().union(*ANSWER_CHECK_CODES.values())
 
-    def __init__(self, answer: Answerer, rendering: MediaRendering = MediaRendering()):
+    def __init__(self, answer: Answerer, rendering: MediaRendering = MediaRendering(), client=None):
         self.answer = answer
         self.rendering = rendering
+        self.client = client
+        """The endpoint's ``ChatClient`` (its ``usage()`` counts the requests), when answers come from one."""
 
     @staticmethod
     def _verdict(filter_name: str, failed: bool, detail: str, score: float | None, turn: int) -> Verdict:
@@ -200,6 +202,7 @@ def _local_vlm(model_path: str):
 
 
 ANSWER_MAX_TOKENS = 48
+ANSWERER_STAGE = "memory_check"
 
 
 def make_answer_check(cfg: MemoryCheckConfig, writer_complete: Completer | None = None,
@@ -207,9 +210,10 @@ def make_answer_check(cfg: MemoryCheckConfig, writer_complete: Completer | None 
     """The configured answerer's check, or None (rules only) when ``cfg.answerer`` is ``none``.
 
     ``writer`` answers with the dialogue writer's model (``writer_complete``), in plain text; ``endpoint`` sends
-    pictures as data URLs to an OpenAI-compatible server, with the writer's request cache, retries and bounded
-    concurrency; ``local_vlm`` loads a transformers VLM once per process."""
-    rendering = MediaRendering(pictures=cfg.answerer != "writer", frames=cfg.frames, audio=cfg.audio)
+    pictures as data URLs to an OpenAI-compatible server through the shared ``ChatClient`` (request cache,
+    retries, bounded concurrency, usage counted under the ``memory_check`` stage); ``local_vlm`` loads a transformers VLM once per process."""
+    rendering = MediaRendering(pictures=cfg.pictures and cfg.answerer != "writer", frames=cfg.frames,
+                               audio=cfg.audio)
     if cfg.answerer == "none":
         return None
     if cfg.answerer == "writer":
@@ -217,10 +221,10 @@ def make_answer_check(cfg: MemoryCheckConfig, writer_complete: Completer | None 
             raise ValueError("memory_check.answerer 'writer' needs a model-backed dialogue writer")
         return MemoryAnswerCheck(text_answerer(writer_complete), rendering)
     if cfg.answerer == "endpoint":
-        from curators.writers.endpoint import EndpointWriter
+        from curators.writers.chat_client import ChatClient
 
-        client = EndpointWriter(cfg.url, cfg.model, cache_dir=cache_dir, timeout_s=cfg.timeout_s,
-                                max_retries=cfg.max_retries, concurrency=cfg.concurrency)
-        return MemoryAnswerCheck(text_answerer(client.complete), rendering)
+        client = ChatClient(cfg.url, cfg.model, stage=ANSWERER_STAGE, cache_dir=cache_dir, timeout_s=cfg.timeout_s,
+                            max_retries=cfg.max_retries, concurrency=cfg.concurrency, max_tokens=ANSWER_MAX_TOKENS)
+        return MemoryAnswerCheck(client.complete, rendering, client)
     chat = _local_vlm(cfg.model)
     return MemoryAnswerCheck(lambda requests: [chat.reply(r, ANSWER_MAX_TOKENS) for r in requests], rendering)
