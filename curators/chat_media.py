@@ -54,7 +54,8 @@ def transcript_lines(annotated: AnnotatedClip) -> str:
     return "\n".join(f"[{s.start_s:.1f}-{s.end_s:.1f} s] {s.text.strip()}" for s in transcript.segments)
 
 
-def clip_parts(annotated: AnnotatedClip, *, frames: int, audio: str = "transcript", pictures: bool = True) -> ContentParts:
+def clip_parts(annotated: AnnotatedClip, *, frames: int, audio: str = "transcript",
+               pictures: bool = True) -> ContentParts:
     """What a model sees and hears of a clip: its picture or ``frames`` frames (time stamps from the clip start),
     its transcript, and with ``audio="input_audio"`` its sound. ``pictures=False`` names the pictures in words
     instead (for a text-only model)."""

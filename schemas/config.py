@@ -251,6 +251,8 @@ class MemoryCheckConfig:
         require(not needs_model or bool(self.model), "model", f"the {self.answerer} answerer needs a model")
         require(self.answerer != "endpoint" or bool(self.url), "url", "the endpoint answerer needs a URL")
         require(1 <= self.frames <= 64, "frames", "must be between 1 and 64")
+        require(self.audio == "transcript" or self.answerer == "endpoint", "audio",
+                "input_audio goes to an endpoint answerer only")
         require(self.timeout_s > 0, "timeout_s", "must be positive")
         require(self.max_retries >= 0, "max_retries", "must not be negative")
         require(self.concurrency >= 1, "concurrency", "must be at least 1")

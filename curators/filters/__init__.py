@@ -35,5 +35,5 @@ def default_filters(accounting: TokenAccounting, language: str = "en",
 
 
 __all__ = ["REASON_CODES", "DialogueFilter", "FilterContext", "GroundingFilter", "LanguageFilter", "LeakageFilter",
-           "MemoryAnswerCheck", "MemoryValidityFilter", "NearDuplicateIndex", "TokenBudgetFilter", "apply_filters", "default_filters",
-           "failed"]
+           "MemoryAnswerCheck", "MemoryValidityFilter", "NearDuplicateIndex", "TokenBudgetFilter", "apply_filters",
+           "default_filters", "failed"]

@@ -202,16 +202,17 @@ def _local_vlm(model_path: str):
 
 
 ANSWER_MAX_TOKENS = 48
-ANSWERER_STAGE = "memory_check"
+ANSWERER_STAGE = "answerer"
 
 
 def make_answer_check(cfg: MemoryCheckConfig, writer_complete: Completer | None = None,
                       cache_dir: str | None = None) -> MemoryAnswerCheck | None:
     """The configured answerer's check, or None (rules only) when ``cfg.answerer`` is ``none``.
 
-    ``writer`` answers with the dialogue writer's model (``writer_complete``), in plain text; ``endpoint`` sends
-    pictures as data URLs to an OpenAI-compatible server through the shared ``ChatClient`` (request cache,
-    retries, bounded concurrency, usage counted under the ``memory_check`` stage); ``local_vlm`` loads a transformers VLM once per process."""
+    ``writer`` answers with the dialogue writer's model (``writer_complete``), in plain text; ``endpoint``
+    sends pictures as data URLs to an OpenAI-compatible server through the shared ``ChatClient`` (request
+    cache, retries, bounded concurrency, usage counted under the ``answerer`` stage); ``local_vlm`` loads a
+    transformers VLM once per process."""
     rendering = MediaRendering(pictures=cfg.pictures and cfg.answerer != "writer", frames=cfg.frames,
                                audio=cfg.audio)
     if cfg.answerer == "none":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,8 @@ GOOD = reply((0.0, 2.5, "A guide stands on a pier and waves.", "the guide", SPOK
              (2.5, 6.0, "A boat leaves the harbour.", "", ""))
 
 
-def test_the_vlm_gets_timed_frames_and_the_transcript_and_a_garbage_reply_is_refused(openai_server, tmp_path):  # noqa: F811
+def test_the_vlm_gets_timed_frames_and_the_transcript_and_a_garbage_reply_is_refused(
+        openai_server, tmp_path):  # noqa: F811
     annotated = video_clip(tmp_path)
     with RecordingProxy(openai_server.base_url) as proxy:
         captioner = EndpointCaptioner(proxy.base_url, openai_server.vlm, frames=4)
@@ -116,3 +118,17 @@ def test_captioner_config_names_the_bad_field():
         VisualConfig(captioner="local_vlm", captioner_model="/m", captioner_audio="input_audio")
     with pytest.raises(SchemaError, match="captioner_frames"):
         VisualConfig(captioner_frames=0)
+
+
+def test_input_audio_sends_the_sound_beside_the_transcript(tmp_path):
+    from media_fixtures import tone
+
+    annotated = video_clip(tmp_path, frames=2)
+    wav = tone(tmp_path / "a.wav", seconds=0.5)
+    annotated = AnnotatedClip(clip=replace(annotated.clip, audio_path=str(wav)), facts=[],
+                              transcript=annotated.transcript)
+    parts = EndpointCaptioner("http://127.0.0.1:1/v1", "omni", audio="input_audio").payload(annotated)[
+        "messages"][1]["content"]
+    (sound,) = [p["input_audio"] for p in parts if p["type"] == "input_audio"]
+    assert sound == {"data": base64.b64encode(wav.read_bytes()).decode(), "format": "wav"}
+    assert any(SPOKEN in p.get("text", "") for p in parts)

@@ -160,3 +160,15 @@ def test_a_vlm_is_sent_the_history_with_the_recalled_picture_taken_away(openai_s
     assert (verdicts["memory_with_history"].code, verdicts["memory_with_history"].score) == ("unanswerable", 0.0)
     assert "the answerer said" in verdicts["memory_with_history"].detail
     assert (verdicts["memory_without_ref"].passed, verdicts["memory_without_ref"].score) == (True, 0.0)
+
+
+def test_memory_check_config_names_the_bad_field():
+    from schemas.config import CurateConfig
+    from schemas.validation import SchemaError, from_dict
+
+    for bad, field in [({"answerer": "endpoint", "model": "m"}, "memory_check.url"),
+                       ({"answerer": "local_vlm"}, "memory_check.model"),
+                       ({"answerer": "local_vlm", "model": "/m", "audio": "input_audio"}, "memory_check.audio"),
+                       ({"answerer": "writer"}, "memory_check.answerer")]:
+        with pytest.raises(SchemaError, match=field):
+            from_dict(CurateConfig, {"input": "in", "output": "out", "memory_check": bad})
