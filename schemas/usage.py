@@ -51,3 +51,39 @@ def total_usage(rows: Iterable[StageUsage]) -> list[StageUsage]:
         key = (row.stage, row.model)
         out[key] = out[key].plus(row) if key in out else row
     return list(out.values())
+
+
+USAGE_TABLE = "usage"
+"""The catalog table of model usage: one row per partition, stage and model."""
+
+
+USAGE_COLUMNS = {
+    "partition": "Partition whose dialogue stage made the requests.",
+    "stage": "Stage that asked: writer, memory_check, captioner.",
+    "model": "Model name the requests carried.",
+    "requests": "Requests sent (HTTP retries included, cache hits excluded).",
+    "prompt_tokens": "Prompt tokens the server reported in the replies' usage.",
+    "completion_tokens": "Completion tokens the server reported.",
+    "cache_hits": "Requests answered from the request cache (nothing sent).",
+    "failures": "Requests with no usable reply after every retry.",
+}
+
+
+def usage_schema():
+    """Arrow schema of the ``usage`` catalog table."""
+    import pyarrow as pa
+
+    types = {"partition": pa.int32(), "stage": pa.string(), "model": pa.string()}
+    return pa.schema([pa.field(name, types.get(name, pa.int64()), nullable=False, metadata={"doc": doc})
+                      for name, doc in USAGE_COLUMNS.items()])
+
+
+def usage_table(rows: Iterable[StageUsage], partition: int):
+    """The ``usage`` rows of one partition (summed per stage and model) as an Arrow table."""
+    import pyarrow as pa
+
+    summed = total_usage(rows)
+    schema = usage_schema()
+    columns = {"partition": [partition] * len(summed)}
+    columns |= {f.name: [getattr(r, f.name) for r in summed] for f in fields(StageUsage)}
+    return pa.table(columns, schema=schema)
