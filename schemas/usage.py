@@ -11,7 +11,7 @@ class StageUsage:
     """One stage's requests to one model (measured by a client, or estimated by ``curate --dry-run``)."""
 
     stage: str
-    """Which stage asked: ``writer``, ``captioner``, ``answerer``."""
+    """Which stage asked: ``writer``, ``answerer`` (the memory check), ``captioner``."""
     model: str
     """The model name the requests carried (a server's model id or a local folder name)."""
     requests: int = 0
@@ -59,7 +59,7 @@ USAGE_TABLE = "usage"
 
 USAGE_COLUMNS = {
     "partition": "Partition whose dialogue stage made the requests.",
-    "stage": "Stage that asked: writer, memory_check, captioner.",
+    "stage": "Stage that asked: writer, answerer (the memory check), captioner.",
     "model": "Model name the requests carried.",
     "requests": "Requests sent (HTTP retries included, cache hits excluded).",
     "prompt_tokens": "Prompt tokens the server reported in the replies' usage.",

@@ -17,7 +17,7 @@ def test_usage_rows_reach_the_catalog_report_and_summary(tmp_path):
     samples = make_samples(6, media, rejected_every=3)
     spent = {0: [StageUsage(stage="writer", model="qwen-vl", requests=10, prompt_tokens=900, completion_tokens=100,
                             cache_hits=2, failures=1),
-                 StageUsage(stage="memory_check", model="qwen-vl", requests=4, prompt_tokens=300, completion_tokens=20)],
+                 StageUsage(stage="answerer", model="qwen-vl", requests=4, prompt_tokens=300, completion_tokens=20)],
              1: [StageUsage(stage="writer", model="qwen-vl", requests=6, prompt_tokens=500, completion_tokens=60)]}
     fragments = [write_partition(tmp_path / "ds", p, samples[3 * p:3 * p + 3], QUARANTINE if p == 0 else [],
                                  shard=small_shards(), extra_tables={USAGE_TABLE: usage_table(spent[p], p)})
@@ -25,7 +25,7 @@ def test_usage_rows_reach_the_catalog_report_and_summary(tmp_path):
     commit_partitions(tmp_path / "ds", fragments, config_hash="h", seed=1, extra_schemas={USAGE_TABLE: usage_schema()})
     kept = sum(s.kept for s in samples)
     assert query(tmp_path / "ds", "SELECT partition, stage, requests FROM usage ORDER BY 1, 2").to_pylist() == [
-        {"partition": 0, "stage": "memory_check", "requests": 4}, {"partition": 0, "stage": "writer", "requests": 10},
+        {"partition": 0, "stage": "answerer", "requests": 4}, {"partition": 0, "stage": "writer", "requests": 10},
         {"partition": 1, "stage": "writer", "requests": 6}]
     rows = {r["stage"]: r for r in model_usage(tmp_path / "ds")}
     assert (rows["writer"]["requests"], rows["writer"]["prompt_tokens"], rows["writer"]["cache_hits"],
