@@ -45,3 +45,12 @@ def test_a_dataset_without_usage_reports_none(tmp_path):
     write_dataset(tmp_path / "ds", make_samples(2, media), [], shard=small_shards())
     assert model_usage(tmp_path / "ds") == []
     assert '<section id="model_usage"><h2>model usage</h2><p>none</p></section>' in render_report(tmp_path / "ds")
+
+
+def test_readme_documents_the_usage_columns():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    table_doc = readme.split("## Catalog tables", 1)[1].split(f"### `{USAGE_TABLE}`", 1)[1].split("\n### ", 1)[0]
+    documented = {line.split("`")[1] for line in table_doc.splitlines() if line.startswith("| `")}
+    assert documented == set(usage_schema().names)
