@@ -179,5 +179,5 @@ def make_captioner(cfg: VisualConfig) -> Captioner | None:
         if not cfg.captioner_url:
             raise ValueError("visual.captioner_url is needed for the endpoint captioner")
         return EndpointCaptioner(cfg.captioner_url, cfg.captioner_model, frames=cfg.captioner_frames,
-                                 audio=cfg.captioner_audio)
+                                 audio=cfg.captioner_audio, timeout_s=cfg.captioner_timeout_s)
     return LocalVlmCaptioner(cfg.captioner_model, frames=cfg.captioner_frames)

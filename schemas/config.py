@@ -121,6 +121,8 @@ class VisualConfig:
     captioner_audio: Literal["transcript", "input_audio"] = "transcript"
     """How the clip's sound reaches the captioner: its time-stamped transcript, or also the audio itself as
     ``input_audio`` (for servers of omni models that accept it); the transcript is always sent."""
+    captioner_timeout_s: float = 60.0
+    """Time budget of one endpoint captioner request (retried twice after a timeout, a 429 or a 5xx)."""
 
     def __post_init__(self) -> None:
         require(self.max_colors >= 1, "max_colors", "must be at least 1")
@@ -128,6 +130,7 @@ class VisualConfig:
         require(self.captioner == "none" or self.captioner_model, "captioner_model", "needed when a captioner is on")
         require(self.captioner_actors >= 0, "captioner_actors", "must be 0 (sized to the cluster) or more")
         require(1 <= self.captioner_frames <= 64, "captioner_frames", "must be between 1 and 64")
+        require(self.captioner_timeout_s > 0, "captioner_timeout_s", "must be positive")
         require(self.captioner_audio == "transcript" or self.captioner == "endpoint", "captioner_audio",
                 "input_audio goes to an endpoint captioner only")
 

@@ -47,7 +47,7 @@ def test_the_vlm_gets_timed_frames_and_the_transcript_and_a_garbage_reply_is_ref
         openai_server, tmp_path):  # noqa: F811
     annotated = video_clip(tmp_path)
     with RecordingProxy(openai_server.base_url) as proxy:
-        captioner = EndpointCaptioner(proxy.base_url, openai_server.vlm, frames=4)
+        captioner = EndpointCaptioner(proxy.base_url, openai_server.vlm, frames=4, timeout_s=600)
         caption = caption_or_refusal(captioner, annotated)
     (sent,) = proxy.requests
     parts = sent["messages"][1]["content"]

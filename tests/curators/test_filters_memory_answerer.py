@@ -87,7 +87,7 @@ def test_a_real_model_rejects_a_question_answerable_without_its_turn_and_keeps_o
     told_before = dog_dialogue("I walk my dog Biscuit every morning. Can you help me plan my week?")
     with RecordingProxy(openai_server.base_url) as proxy:
         check = make_answer_check(MemoryCheckConfig(answerer="endpoint", url=proxy.base_url, model=smollm2_folder,
-                                                    pictures=False),  # SmolLM2 reads text only
+                                                    pictures=False, timeout_s=600),  # SmolLM2 reads text only
                                   cache_dir=str(tmp_path / "cache"))
         filters = [MemoryValidityFilter(), check]  # the rules, then the model
         kept = apply_filters(needs_memory, filters, FilterContext())
@@ -142,7 +142,8 @@ def test_a_vlm_is_sent_the_history_with_the_recalled_picture_taken_away(openai_s
              question_type="memory_media", refs=[MemoryRef(turn=1, distance=2, member="m01.jpg")]),
     ], media, {m.member: str(pictures[i]) for i, m in enumerate(media)})
     with RecordingProxy(openai_server.base_url) as proxy:
-        check = make_answer_check(MemoryCheckConfig(answerer="endpoint", url=proxy.base_url, model=openai_server.vlm))
+        check = make_answer_check(MemoryCheckConfig(answerer="endpoint", url=proxy.base_url, model=openai_server.vlm,
+                                                    timeout_s=600))
         result = apply_filters(sample, [check], FilterContext(clips=clips))
     full, less = sorted(proxy.requests, key=lambda r: -len(r["messages"]))
 
@@ -172,3 +173,33 @@ def test_memory_check_config_names_the_bad_field():
                        ({"answerer": "writer"}, "memory_check.answerer")]:
         with pytest.raises(SchemaError, match=field):
             from_dict(CurateConfig, {"input": "in", "output": "out", "memory_check": bad})
+
+
+def test_the_writers_model_answers_in_plain_text_with_the_recalled_picture_named_not_sent(
+        openai_server, tmp_path):  # noqa: F811
+    from curators.writers.endpoint import EndpointWriter
+
+    picture = card_image(tmp_path / "p.jpg")
+    clips = {f"c{i}": picture_clip(i, picture) for i in range(2)}
+    media = [MediaItem(member=f"m0{i}.jpg", clip_id=f"c{i}", kind="image", source_uri=f"/corpus/{i}.jpg", start_s=0,
+                       end_s=0, turn=i) for i in range(2)]
+    sample = curated([
+        turn(0, "What colour is the circle?", "It is red.", member="m00.jpg"),
+        turn(1, "What colour is the background?", "It is blue.", member="m01.jpg"),
+        turn(2, "What colour was the circle in the first picture?", "It was red.", key="red",
+             question_type="memory_media", refs=[MemoryRef(turn=0, distance=2, member="m00.jpg")]),
+    ], media)
+    with RecordingProxy(openai_server.base_url) as proxy:
+        writer = EndpointWriter(proxy.base_url, openai_server.text_lm, backoff_s=0.01, timeout_s=600)
+        check = make_answer_check(MemoryCheckConfig(answerer="writer"), writer.complete)
+        verdicts = by_filter(apply_filters(sample, [check], FilterContext(clips=clips)))
+    full, less = sorted(proxy.requests, key=lambda r: -len(r["messages"]))
+    assert all(isinstance(m["content"], str) for r in proxy.requests for m in r["messages"])
+    assert [m["content"] for m in less["messages"][1:]] == [
+        "[a picture] What colour is the background?", "It is blue.", turn_two_question(sample)]
+    assert contents(full).count("[a picture]") == 2 and "It is red." in contents(full)
+    assert {verdicts["memory_with_history"].score, verdicts["memory_without_ref"].score} <= {0.0, 1.0}
+
+
+def turn_two_question(sample: CuratedSample) -> str:
+    return sample.sample.dialogue.turns[2].user.text

@@ -30,7 +30,7 @@ def test_memory_questions_get_scored_answerer_verdicts_in_the_catalog(tmp_path: 
         cfg = CurateConfig(input="in", output=str(tmp_path / "out"), seed=2, dialogue=dialogue,
                            speech=SpeechConfig(enabled=False),
                            memory_check=MemoryCheckConfig(answerer="endpoint", url=proxy.base_url,
-                                                          model=openai_server.vlm))
+                                                          model=openai_server.vlm, timeout_s=600))
         plans = plan_dialogues(clips, cfg.dialogue, cfg.seed)
         samples = curate_plans(plans, by_id, cfg, make_writer(cfg.dialogue))
         rules_only = curate_plans(plans, by_id, replace(cfg, memory_check=MemoryCheckConfig()),

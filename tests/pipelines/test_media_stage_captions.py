@@ -26,7 +26,7 @@ def test_clips_are_captioned_with_their_transcript_and_a_bad_reply_is_a_fact_row
                            decode=DecodeConfig(frames_per_clip=4, clip_seconds=10.0),
                            visual=VisualConfig(captioner="endpoint", captioner_url=proxy.base_url,
                                                captioner_model=openai_server.vlm, captioner_frames=3,
-                                               captioner_actors=1))
+                                               captioner_actors=1, captioner_timeout_s=600))
         actors = media_actors.start_media_actors(cfg, ray.cluster_resources())
         try:
             result = run_media_stage(cfg, list_sources(cfg.input), actors)
