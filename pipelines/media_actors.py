@@ -17,6 +17,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from pipelines.clip_bundles import ClipBundle, pack_clip, unpacked
 from schemas.config import AsrConfig, CurateConfig, DecodeConfig, VisualConfig
 from schemas.media import AnnotatedClip, ClipCaption, MediaAsset, QuarantineRecord, Transcript
+from schemas.usage import StageUsage
 from schemas.validation import to_json
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,11 @@ class CaptionActor:
         with unpacked(bundle) as clip:
             caption = caption_or_refusal(self.captioner, AnnotatedClip(clip=clip, facts=[], transcript=transcript))
         return caption, time.perf_counter() - started
+
+    def usage(self) -> StageUsage | None:
+        """What this actor's endpoint captioner has spent so far (stage ``captioner``); None for a local VLM."""
+        client = getattr(self.captioner, "client", None)
+        return client.usage() if client is not None else None
 
 
 @dataclass(slots=True)

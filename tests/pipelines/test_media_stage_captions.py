@@ -30,6 +30,7 @@ def test_clips_are_captioned_with_their_transcript_and_a_bad_reply_is_a_fact_row
         actors = media_actors.start_media_actors(cfg, ray.cluster_resources())
         try:
             result = run_media_stage(cfg, list_sources(cfg.input), actors)
+            (spent,) = ray.get([a.usage.remote() for a in actors.captioner])
         finally:
             media_actors.release_media_actors()
 
@@ -47,6 +48,7 @@ def test_clips_are_captioned_with_their_transcript_and_a_bad_reply_is_a_fact_row
     assert all(line in sent["video"] for line in heard)  # ... is what the captioner was sent
     assert "Transcript" not in sent["image"]
     assert sent["video"].count("Frame at") == 3
+    assert (spent.stage, spent.requests, spent.failures) == ("captioner", 2, 0) and spent.prompt_tokens > 0
     for annotated in result.clips:  # the random VLM's replies are no JSON: a refusal row each, nothing asked of it
         caption_rows = [f for f in annotated.facts if f.source == "caption"]
         assert [f.kind for f in caption_rows] == ["caption_refused"], annotated.clip.kind
