@@ -137,8 +137,9 @@ class MemoryAnswerCheck(DialogueFilter):
     """An answerer model tries every memory question with and without the turn it recalls.
 
     Two verdicts per memory turn, each scored by the share of the answer key the answerer said:
-    ``memory_without_ref`` (one request per recalled turn; fails when any reply says the whole key) and
-    ``memory_with_history`` (fails when the reply lacks part of it). A request that got no reply passes
+    ``memory_without_ref`` (one request per recalled turn; fails when a reply still says what that turn holds:
+    its part of a key with one part per recalled item, else the whole key) and ``memory_with_history`` (fails
+    when the reply lacks part of the key). A request that got no reply passes
     with a note (the rules still hold): an outage is not a verdict on the question.
     """
 
@@ -179,9 +180,11 @@ class MemoryAnswerCheck(DialogueFilter):
                 WITH_HISTORY, share is not None and share < 1,
                 "no reply from the answerer" if full is None else
                 f"with the full history the answerer said {' '.join(full.split())[:120]!r}", share, turn.index))
-            without = [(ref, reply, key_share(reply, parts)) for ref, reply in mine if ref is not None]
-            worst = max(without, key=lambda w: -1.0 if w[2] is None else w[2])
-            ref, reply, share = worst
+            # a key with one part per recalled item: without item i, the question must not get part i
+            aligned = len(parts) == len(turn.memory_refs)
+            without = [(ref, reply, key_share(reply, [parts[i]] if aligned else parts))
+                       for i, (ref, reply) in enumerate((r, a) for r, a in mine if r is not None)]
+            ref, reply, share = max(without, key=lambda w: -1.0 if w[2] is None else w[2])
             out.append(self._verdict(
                 WITHOUT_REF, share == 1,
                 "no reply from the answerer" if reply is None else

@@ -203,3 +203,34 @@ def test_the_writers_model_answers_in_plain_text_with_the_recalled_picture_named
 
 def turn_two_question(sample: CuratedSample) -> str:
     return sample.sample.dialogue.turns[2].user.text
+
+
+def test_with_two_recalled_items_each_must_be_needed():
+    """A key with one part per recalled item: dropping item 1 must lose part 1 (scripted replies, decision only)."""
+    from curators.filters.memory_validity import MediaRendering, MemoryAnswerCheck
+
+    sample = curated([
+        turn(0, "I live in Kyoto.", "Nice."),
+        turn(1, "I was born in Lyon.", "Lovely."),
+        turn(2, "Where do I live, and where was I born?", "Kyoto; Lyon.", key="Kyoto; Lyon",
+             question_type="memory_text", refs=[MemoryRef(turn=0, distance=2, text="I live in Kyoto."),
+                                                 MemoryRef(turn=1, distance=1, text="I was born in Lyon.")]),
+    ])
+
+    def scripted(says_without_turn_1: str):
+        def answer(requests):
+            out = []
+            for r in requests:
+                shown = " ".join(m["content"] for m in r)
+                out.append("Kyoto and Lyon" if "Lyon" in shown and "Kyoto" in shown else
+                           says_without_turn_1 if "Kyoto" in shown else "Lyon")
+            return out
+        return MemoryAnswerCheck(answer, MediaRendering(pictures=False))
+
+    kept = by_filter(apply_filters(sample, [scripted("Kyoto")], FilterContext()))
+    assert kept["memory_with_history"].passed and kept["memory_without_ref"].passed
+    assert kept["memory_without_ref"].score == 0.0
+    # half the whole key, but exactly the half that turn 1 holds: the question does not need turn 1
+    leaked = by_filter(apply_filters(sample, [scripted("You were born in Lyon")], FilterContext()))
+    assert (leaked["memory_without_ref"].code, leaked["memory_without_ref"].score) == ("answerable_without_memory", 1.0)
+    assert "without turn 1" in leaked["memory_without_ref"].detail
