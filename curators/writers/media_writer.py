@@ -167,6 +167,11 @@ class MediaEndpointWriter:
         return self.client.usage()
 
     def complete(self, requests: list[ChatMessages], attempt: int) -> list[str | None]:
+        """Plain replies (what a ``writer`` answerer of the memory check asks through)."""
+        return self.client.complete(requests, attempt)
+
+    def complete_turns(self, requests: list[ChatMessages], attempt: int) -> list[str | None]:
+        """Turn replies, under the turn schema when ``writer_json_schema`` is on."""
         return self.client.complete(requests, attempt, response_format=self.response_format)
 
     def write_batch(self, plans: list[DialoguePlan], clips: dict[str, AnnotatedClip]) -> list[WrittenDialogue]:
@@ -199,16 +204,19 @@ class LocalVlmWriter:
         self.counter.add(requests=len(requests))
         return replies
 
+    complete_turns = complete
+
     def write_batch(self, plans: list[DialoguePlan], clips: dict[str, AnnotatedClip]) -> list[WrittenDialogue]:
         return write_from_media(self, plans, clips, attempts=1)
 
 
 def write_from_media(writer, plans: list[DialoguePlan], clips: dict[str, AnnotatedClip],
                      attempts: int = 2) -> list[WrittenDialogue]:
-    """Draft with the template writer, have ``writer.complete`` write every turn from its media, keep the valid."""
+    """Draft with the template writer, have ``writer.complete_turns`` write every turn from its media, keep the
+    valid replies."""
     cfg = writer.cfg
     prompt = MediaTurnPrompt(clips, frames=cfg.writer_frames, audio=cfg.writer_audio, vision=cfg.writer_vision)
-    written = rewrite_dialogues(plans, clips, writer.complete, writer.batch_size, attempts,
+    written = rewrite_dialogues(plans, clips, writer.complete_turns, writer.batch_size, attempts,
                                 prompt=prompt)
     return [WrittenDialogue(plan=p, dialogue=d, writer=writer.name, model_id=writer.model_id,
                             prompt_hash=writer.prompt_hash(), verdicts=[v]) for p, (d, v) in zip(plans, written)]

@@ -7,6 +7,7 @@ is the invalid-reply case; the valid-reply case is a known-good JSON placed in t
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from writer_media_fixtures import FRAMES_PER_VIDEO, b64, media_pool
@@ -119,6 +120,10 @@ def test_media_writer_sends_the_media_falls_back_on_garbage_and_reruns_from_cach
         assert "template kept for turns 0 (reply is not JSON)" in verdict.detail
     usage = writer.usage()
     assert (usage.stage, usage.requests, usage.cache_hits, usage.failures) == ("writer", len(sent), 0, 0)
+    with RecordingProxy(openai_server.base_url) as plain:  # what a memory answerer asks through: no turn schema
+        asker = make_writer(replace(cfg, endpoint_url=plain.base_url, writer_cache_dir=None))
+        (reply,) = asker.complete([[{"role": "user", "content": "What colour was it?"}]], 0)
+    assert isinstance(reply, str) and "response_format" not in plain.requests[0]
     assert usage.completion_tokens == 16 * len(sent) and usage.prompt_tokens > 0
 
 
@@ -202,8 +207,8 @@ def test_local_vlm_writer_takes_the_same_requests(openai_server, pool):  # noqa:
     plans = plan_dialogues(clips, cfg, 5)
     writer = make_writer(cfg)
     seen = []
-    complete = writer.complete
-    writer.complete = lambda requests, attempt: seen.extend(requests) or complete(requests, attempt)
+    complete = writer.complete_turns
+    writer.complete_turns = lambda requests, attempt: seen.extend(requests) or complete(requests, attempt)
     (written,) = writer.write_batch(plans, by_id)
     assert written.writer == "local_vlm" and written.model_id == "tiny-vlm"
     assert written.dialogue == TemplateWriter().write(plans[0], by_id)
