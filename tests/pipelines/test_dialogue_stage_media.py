@@ -36,3 +36,21 @@ def test_writer_actors_get_frame_bytes_and_report_usage(ray_local, openai_server
     (writer,) = [u for u in usage if u.stage == "writer"]
     assert writer.requests == len(proxy.requests) and writer.completion_tokens == 16 * len(proxy.requests)
     assert writer.prompt_tokens > 0 and writer.failures == 0
+
+
+def test_a_media_bundle_holds_what_the_models_look_at(tmp_path):
+    from pipelines.clip_bundles import unpack_clip
+    from pipelines.dialogue_stage import media_bundle
+
+    clips = media_pool(tmp_path / "media")
+    video, image, audio = clips[0], clips[1], clips[2]
+    assert (video.clip.kind, image.clip.kind, audio.clip.kind) == ("video", "image", "audio")
+    seen = media_bundle(video, sound=False)
+    assert sorted(seen.files) == [f"frame_{f:03d}.jpg" for f in range(FRAMES_PER_VIDEO)]  # no mp4, no wav
+    assert seen.clip.frame_paths == sorted(seen.files) and seen.clip.frame_times_s == video.clip.frame_times_s
+    heard = media_bundle(audio, sound=True)
+    assert sorted(heard.files) == ["audio.wav"] and media_bundle(audio, sound=False).files == {}
+    assert sorted(media_bundle(image, sound=True).files) == ["image.jpg"]
+    copy = unpack_clip(seen, tmp_path / "actor")
+    assert [Path(p).read_bytes() for p in copy.frame_paths] == [Path(p).read_bytes() for p in video.clip.frame_paths]
+    assert all(p.startswith(str(tmp_path / "actor")) for p in copy.frame_paths)
