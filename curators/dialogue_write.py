@@ -19,7 +19,7 @@ class WrittenDialogue:
     plan: DialoguePlan
     dialogue: Dialogue
     writer: str
-    """Writer name (``template``, ``local_llm``, ``endpoint``)."""
+    """Writer name (``template``, ``local_llm``, ``endpoint``, ``vlm_endpoint``, ``local_vlm``)."""
     model_id: str
     prompt_hash: str
     verdicts: list[Verdict] = field(default_factory=list)
@@ -57,7 +57,7 @@ class TemplateDialogueWriter:
 def make_writer(cfg: DialogueConfig, cache_dir: str | None = None) -> DialogueWriter:
     """The writer a config names; model-backed writers load their model here (once per worker).
 
-    ``cache_dir`` holds the endpoint writer's request cache when the config names none.
+    ``cache_dir`` holds the endpoint writers' request cache when the config names none.
     """
     if cfg.writer == "template":
         return TemplateDialogueWriter()
@@ -69,4 +69,12 @@ def make_writer(cfg: DialogueConfig, cache_dir: str | None = None) -> DialogueWr
         from curators.writers.endpoint import EndpointWriter
 
         return EndpointWriter.from_config(cfg, cache_dir)
+    if cfg.writer == "vlm_endpoint":
+        from curators.writers.media_writer import MediaEndpointWriter
+
+        return MediaEndpointWriter(cfg, cache_dir)
+    if cfg.writer == "local_vlm":
+        from curators.writers.media_writer import LocalVlmWriter
+
+        return LocalVlmWriter(cfg)
     raise ValueError(f"unknown writer {cfg.writer!r}")

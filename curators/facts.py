@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from schemas.media import AnnotatedClip, Clip, Fact, Transcript, VisualFacts
+from schemas.media import AnnotatedClip, Clip, ClipCaption, Fact, Transcript, VisualFacts
 
 # Words too common to be worth asking about.
 STOPWORDS = frozenset("""
@@ -83,9 +83,16 @@ def visual_fact_rows(clip: Clip, visual: VisualFacts) -> list[Fact]:
     return facts
 
 
+def caption_facts(clip: Clip, caption: ClipCaption) -> list[Fact]:
+    """One ``caption`` fact per time-stamped event, or one ``caption_refused`` fact saying why there is none."""
+    if caption.refused:
+        return [_fact(clip, "caption_refused", caption.refused, "caption", 0.0)]
+    return [_fact(clip, "caption", e.text, "caption", start_s=e.start_s, end_s=e.end_s) for e in caption.events]
+
+
 def annotate_clip(clip: Clip, transcript: Transcript | None, visual: VisualFacts | None,
                   metadata: dict[str, str] | None = None, source_sha256: str = "",
-                  caption: str | None = None) -> AnnotatedClip:
+                  caption: ClipCaption | None = None) -> AnnotatedClip:
     """Collect every fact about a clip, in a fixed order (kind groups, then time)."""
     facts = [_fact(clip, "media_kind", clip.kind, "metadata")]
     if clip.kind != "image":
@@ -95,8 +102,8 @@ def annotate_clip(clip: Clip, transcript: Transcript | None, visual: VisualFacts
         facts.extend(transcript_facts(clip, transcript))
     if visual is not None:
         facts.extend(visual_fact_rows(clip, visual))
-    if caption:
-        facts.append(_fact(clip, "caption", caption, "caption"))
+    if caption is not None:
+        facts.extend(caption_facts(clip, caption))
     for key in sorted(metadata or {}):
         value = " ".join(str(metadata[key]).split())
         if value:

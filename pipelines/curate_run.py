@@ -27,6 +27,7 @@ from pipelines.run_ledger import fingerprint, ledger_schema, ledger_table
 from schemas.config import CurateConfig
 from schemas.dataset_format import MANIFEST_FILE, Manifest
 from schemas.media import QuarantineRecord
+from schemas.usage import USAGE_TABLE, usage_schema, usage_table
 from schemas.validation import from_json, to_json
 
 log = logging.getLogger(__name__)
@@ -249,10 +250,12 @@ def _commit_partition(cfg: CurateConfig, partition: int, dialogues: int | None, 
                                            f"{d.reason} of clip {d.duplicate_of} (partition {d.kept_partition}, "
                                            f"distance {d.distance})")
                    for c in media.clips if (d := duplicates.get(c.clip.clip_id)) is not None]
-        samples = run_dialogue_stage(clips, cfg, actors, scratch=scratch, dialogues=dialogues)
+        usage: list = []
+        samples = run_dialogue_stage(clips, cfg, actors, scratch=scratch, dialogues=dialogues, usage=usage)
         fragment = write_partition(out, partition, samples, sorted([*media.quarantine, *dropped],
                                                                    key=lambda q: (q.uri, q.stage, q.detail)),
-                                   shard=cfg.shard, extra_tables={"ledger": ledger_table(media.ledger)},
+                                   shard=cfg.shard, extra_tables={"ledger": ledger_table(media.ledger),
+                                                                  USAGE_TABLE: usage_table(usage, partition)},
                                    clips=clips)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -306,7 +309,7 @@ def commit_run(cfg: CurateConfig, plan: PartitionPlan, totals: MediaTotals, frag
     extra = {"sources": totals.sources, "clips": sum(p.clips for p in totals.partitions),
              "failed_sources": totals.failed, "partitions": plan.count, "duplicate_clips": duplicates}
     return commit_partitions(cfg.output, fragments, config_hash=cfg.config_hash(), seed=cfg.seed, extra_counts=extra,
-                             extra_schemas={"ledger": ledger_schema()})
+                             extra_schemas={"ledger": ledger_schema(), USAGE_TABLE: usage_schema()})
 
 
 def plan_run(cfg: CurateConfig) -> PartitionPlan:

@@ -14,13 +14,17 @@ from pathlib import Path
 
 from curators.dialogue_plan import DialoguePlan, plan_dialogues
 from curators.dialogue_write import DialogueWriter, make_writer
-from curators.filters import FilterContext, NearDuplicateIndex, TokenBudgetFilter, apply_filters, default_filters
+from curators.filters import (FilterContext, MemoryAnswerCheck, NearDuplicateIndex, TokenBudgetFilter, apply_filters,
+                              default_filters)
+from curators.filters.memory_validity import make_answer_check
 from curators.filters.near_duplicate import dhash
 from curators.preference import PREFERENCE_VERSION, answer_pool, preference_pair
 from curators.sample_build import build_sample, estimate_tokens
+from pipelines.clip_bundles import ClipBundle, check_file_name, relative_clip, unpack_clip
 from schemas.config import CurateConfig
 from schemas.dialogue import CuratedSample
 from schemas.media import AnnotatedClip
+from schemas.usage import StageUsage, total_usage
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +48,23 @@ def clip_media_hash(clip: AnnotatedClip) -> int | None:
 
 
 def curate_plans(plans: list[DialoguePlan], clips: dict[str, AnnotatedClip], cfg: CurateConfig,
-                 writer: DialogueWriter, pool: dict[str, list[str]] | None = None) -> list[CuratedSample]:
-    """Write, build, filter and pair a batch of plans (no Ray here: the tasks and actors below call it)."""
-    context = FilterContext(facts={f.fact_id: f for c in clips.values() for f in c.facts})
+                 writer: DialogueWriter, pool: dict[str, list[str]] | None = None, *,
+                 media: dict[str, AnnotatedClip] | None = None,
+                 usage: list[StageUsage] | None = None) -> list[CuratedSample]:
+    """Write, build, filter and pair a batch of plans (no Ray here: the tasks and actors below call it).
+
+    ``media``: the same clips pointed at this process's copies of their files, for the models that look at
+    them (a media writer, a model answerer); the samples name ``clips``' files. ``usage`` gets what the
+    writer's and the answerer's model requests cost in this call."""
+    seen = media or clips
+    context = FilterContext(facts={f.fact_id: f for c in clips.values() for f in c.facts}, clips=seen)
     pool = pool if pool is not None else answer_pool(context.facts)
-    answerer = writer.complete if cfg.dialogue.validity_answerer == "model" else None
-    filters = default_filters(cfg.tokens, cfg.dialogue.language, answerer)
+    check = answer_check(cfg, writer)
+    filters = default_filters(cfg.tokens, cfg.dialogue.language, check)
     config_hash = cfg.config_hash()
+    spent_before = writer.usage() if hasattr(writer, "usage") else None
     out = []
-    for written in writer.write_batch(plans, clips):
+    for written in writer.write_batch(plans, seen):
         curated = build_sample(written, clips, seed=cfg.seed, config_hash=config_hash, decode=cfg.decode,
                                accounting=cfg.tokens)
         curated = apply_filters(curated, filters, context)
@@ -60,7 +72,23 @@ def curate_plans(plans: list[DialoguePlan], clips: dict[str, AnnotatedClip], cfg
         lineage = curated.sample.lineage
         lineage = replace(lineage, operators={**lineage.operators, "preference": PREFERENCE_VERSION})
         out.append(replace(curated, sample=replace(curated.sample, preference=pair, lineage=lineage)))
+    if usage is not None:
+        if spent_before is not None:
+            usage.append(writer.usage().minus(spent_before))
+        if check is not None and check.client is not None:
+            usage.append(check.client.usage())
     return out
+
+
+def answer_check(cfg: CurateConfig, writer: DialogueWriter) -> MemoryAnswerCheck | None:
+    """The memory answerer's check (``memory_check``; ``dialogue.validity_answerer: model`` means the writer's
+    model), or None for rules only."""
+    check = cfg.memory_check
+    if check.answerer == "none" and cfg.dialogue.validity_answerer == "model":
+        check = replace(check, answerer="writer")
+    cache = writer_cache(cfg)
+    return make_answer_check(check, getattr(writer, "complete", None),
+                             str(Path(cache).with_name("answerer-cache")) if cache else None)
 
 
 def deduplicate(samples: list[CuratedSample], media_hashes: dict[str, int]) -> list[CuratedSample]:
@@ -111,6 +139,26 @@ def _clips_for(plans: list[DialoguePlan], clips: dict[str, AnnotatedClip]) -> di
     return {cid: clips[cid] for p in plans for cid in p.clip_ids}
 
 
+def models_see_media(cfg: CurateConfig) -> tuple[bool, bool]:
+    """(pictures, sound): whether the writer or the memory answerer is a model that looks at the clips' pictures,
+    and whether one of them hears the sound (``input_audio``)."""
+    media_writer = cfg.dialogue.writer in ("vlm_endpoint", "local_vlm")
+    media_answerer = cfg.memory_check.answerer in ("endpoint", "local_vlm")
+    sound = (media_writer and cfg.dialogue.writer_audio == "input_audio") or \
+        (media_answerer and cfg.memory_check.audio == "input_audio")
+    return media_writer or media_answerer, sound
+
+
+def media_bundle(annotated: AnnotatedClip, sound: bool) -> ClipBundle:
+    """The files a model looks at (a still, a video's sampled frames, with ``sound`` the wav) as bytes: the
+    writer actors share no disk with this process. A video's own mp4 stays here."""
+    clip = annotated.clip
+    names = [*([clip.media_path] if clip.kind == "image" else []), *clip.frame_paths,
+             *([clip.audio_path] if sound and clip.audio_path else [])]
+    files = {check_file_name(Path(p).name): Path(p).read_bytes() for p in dict.fromkeys(names) if Path(p).is_file()}
+    return ClipBundle(clip=relative_clip(annotated).clip, files=files)
+
+
 @dataclass(frozen=True, slots=True)
 class DialogueActors:
     """The run's writer and speech pools (empty when the template writer is used, or speech is off)."""
@@ -132,9 +180,21 @@ def _actor_classes():
             self.cfg = cfg
             self.writer = make_writer(cfg.dialogue, writer_cache(cfg))
 
-        def curate(self, plans, clips, pool) -> list[CuratedSample]:
-            # the records' file paths are the caller's; writing and filtering read no media
-            return curate_plans(plans, clips, self.cfg, self.writer, pool)
+        def curate(self, plans, clips, pool, media=None) -> tuple[list[CuratedSample], list[StageUsage]]:
+            """``clips``' paths are the caller's and only named in the samples; models that look at media get
+            ``media`` (clip bundles), written here for the call."""
+            import shutil
+            import tempfile
+
+            usage: list[StageUsage] = []
+            if not media:
+                return curate_plans(plans, clips, self.cfg, self.writer, pool, usage=usage), usage
+            root = tempfile.mkdtemp(prefix="omnicurate-writer-media-")
+            try:
+                seen = {cid: replace(clips[cid], clip=unpack_clip(bundle, root)) for cid, bundle in media.items()}
+                return curate_plans(plans, clips, self.cfg, self.writer, pool, media=seen, usage=usage), usage
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
 
     @ray.remote(num_cpus=1)
     class SpeechActor:
@@ -182,8 +242,9 @@ def start_dialogue_actors(cfg: CurateConfig, resources: dict[str, float]) -> Dia
     WriterActor, SpeechActor = _actor_classes()
     writers, speakers = [], []
     if cfg.dialogue.writer != "template":
-        local_gpu = cfg.dialogue.writer == "local_llm" and resources.get("GPU", 0) >= 1
-        count = pool_size(cfg.dialogue.writer_actors, resources, per_gpu=cfg.dialogue.writer == "local_llm")
+        local = cfg.dialogue.writer in ("local_llm", "local_vlm")
+        local_gpu = local and resources.get("GPU", 0) >= 1
+        count = pool_size(cfg.dialogue.writer_actors, resources, per_gpu=local)
         writers = [WriterActor.options(num_gpus=1 if local_gpu else 0).remote(cfg) for _ in range(count)]
     if cfg.speech.enabled:
         speakers = [SpeechActor.remote(cfg) for _ in range(pool_size(cfg.speech.actors, resources, per_gpu=False))]
@@ -198,11 +259,12 @@ def release_dialogue_actors(actors: DialogueActors) -> None:
 
 
 def run_dialogue_stage(clips: list[AnnotatedClip], cfg: CurateConfig, actors: DialogueActors | None = None, *,
-                       scratch: str | Path, dialogues: int | None = None) -> list[CuratedSample]:
+                       scratch: str | Path, dialogues: int | None = None,
+                       usage: list[StageUsage] | None = None) -> list[CuratedSample]:
     """Curated samples of one media pool, kept and rejected alike, in plan order (deterministic for a seed).
 
     ``dialogues`` overrides ``cfg.dialogue.dialogues`` (a partition's share of a corpus-wide count); speech
-    is written under ``scratch``.
+    is written under ``scratch``; ``usage`` gets the model requests' cost per stage and model.
     """
     import ray
 
@@ -212,14 +274,19 @@ def run_dialogue_stage(clips: list[AnnotatedClip], cfg: CurateConfig, actors: Di
     pool = answer_pool({f.fact_id: f for c in clips for f in c.facts})
     media_hashes = {cid: h for cid in sorted({cid for p in plans for cid in p.clip_ids})
                     if (h := clip_media_hash(by_id[cid])) is not None}
+    spent: list[StageUsage] = []
     if cfg.dialogue.writer == "template":
-        samples = curate_plans(plans, by_id, cfg, make_writer(cfg.dialogue), pool)
+        samples = curate_plans(plans, by_id, cfg, make_writer(cfg.dialogue), pool, usage=spent)
     else:
         writers = (actors or start_dialogue_actors(cfg, ray.cluster_resources())).writers
         batches = [plans[i:i + PLANS_PER_TASK] for i in range(0, len(plans), PLANS_PER_TASK)]
-        results = ray.get([writers[i % len(writers)].curate.remote(b, _clips_for(b, by_id), pool)
-                           for i, b in enumerate(batches)])
-        samples = [s for batch in results for s in batch]
+        pictures, sound = models_see_media(cfg)
+        results = ray.get([writers[i % len(writers)].curate.remote(
+            b, _clips_for(b, by_id), pool,
+            {cid: media_bundle(c, sound) for cid, c in _clips_for(b, by_id).items()} if pictures else None)
+            for i, b in enumerate(batches)])
+        samples = [s for batch, _ in results for s in batch]
+        spent.extend(u for _, batch_usage in results for u in batch_usage)
     samples = deduplicate(samples, media_hashes)
     if cfg.speech.enabled:
         speakers = (actors or start_dialogue_actors(cfg, ray.cluster_resources())).speakers
@@ -230,6 +297,8 @@ def run_dialogue_stage(clips: list[AnnotatedClip], cfg: CurateConfig, actors: Di
         samples = [_with_speech_files(s, speech, Path(scratch)) for chunk, speech in spoken for s in chunk]
     kept = sum(s.kept for s in samples)
     log.info("dialogue stage: %d plans, %d kept, %d rejected", len(plans), kept, len(samples) - kept)
+    if usage is not None:
+        usage.extend(total_usage(spent))
     return samples
 
 

@@ -16,7 +16,8 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from pipelines.clip_bundles import ClipBundle, pack_clip, unpacked
 from schemas.config import AsrConfig, CurateConfig, DecodeConfig, VisualConfig
-from schemas.media import MediaAsset, QuarantineRecord, Transcript
+from schemas.media import AnnotatedClip, ClipCaption, MediaAsset, QuarantineRecord, Transcript
+from schemas.usage import StageUsage
 from schemas.validation import to_json
 
 log = logging.getLogger(__name__)
@@ -112,16 +113,19 @@ class CaptionActor:
 
         self.captioner = make_captioner(cfg)
 
-    def caption(self, bundle: ClipBundle) -> tuple[str | None, float]:
-        from curators.captioner import CaptionError
+    def caption(self, bundle: ClipBundle, transcript: Transcript | None) -> tuple[ClipCaption, float]:
+        """The clip's caption from its frames (and sound) and its transcript, or a refusal saying why."""
+        from curators.captioner import caption_or_refusal
 
         started = time.perf_counter()
-        try:
-            with unpacked(bundle) as clip:
-                text = self.captioner.caption(clip)
-        except CaptionError:
-            text = None
-        return text, time.perf_counter() - started
+        with unpacked(bundle) as clip:
+            caption = caption_or_refusal(self.captioner, AnnotatedClip(clip=clip, facts=[], transcript=transcript))
+        return caption, time.perf_counter() - started
+
+    def usage(self) -> StageUsage | None:
+        """What this actor's endpoint captioner has spent so far (stage ``captioner``); None for a local VLM."""
+        client = getattr(self.captioner, "client", None)
+        return client.usage() if client is not None else None
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from curators.facts import annotate_clip
 from pipelines.clip_bundles import ClipBundle, narrowed, unpacked
 from pipelines.media_actors import SPREAD, MediaActors
 from schemas.config import IMAGE_EXTENSIONS, CurateConfig, ProbePolicy, VisualConfig
-from schemas.media import AnnotatedClip, MediaAsset, QuarantineRecord, SourceItem, Transcript, VisualFacts
+from schemas.media import AnnotatedClip, ClipCaption, MediaAsset, QuarantineRecord, SourceItem, Transcript, VisualFacts
 
 ASSETS_IN_FLIGHT_PER_CPU = 2
 """Sources between probe and annotate at once, per cluster CPU (at least 8): the window bounds memory
@@ -40,7 +40,7 @@ class MediaStageResult:
     counters: dict[str, int] = field(default_factory=dict)
     """sources, accepted, quarantined, quarantined_<reason>, clips, clips_<kind>, transcribed,
     asr_segments_rejected, facts, facts_<kind>, seconds, and the busy time of each operator:
-    probe_ms, decode_ms, asr_ms, visual_ms (caption_ms, captioned, caption_errors when a captioner is on)."""
+    probe_ms, decode_ms, asr_ms, visual_ms (caption_ms, captioned, caption_refused when a captioner is on)."""
 
 
 @ray.remote(num_cpus=0.5)
@@ -79,7 +79,9 @@ class _AssetState:
     clips: list[ClipBundle] = field(default_factory=list)
     transcripts: dict[str, Transcript] = field(default_factory=dict)
     visuals: dict[str, VisualFacts] = field(default_factory=dict)
-    captions: dict[str, str | None] = field(default_factory=dict)
+    captions: dict[str, ClipCaption] = field(default_factory=dict)
+    caption_inputs: dict[str, ray.ObjectRef] = field(default_factory=dict)
+    """Clip id -> the bundle its captioner gets once the transcript is in (the caption reads it)."""
     waiting: int = 0
 
 
@@ -151,6 +153,12 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
                 counters.update(f"facts_{fact.kind}" for fact in result.facts)
         _progress(finished, len(items), counters, progress)
 
+    def send_caption(index: int, clip_id: str, bundle, transcript: Transcript | None) -> None:
+        nonlocal captions_sent
+        captioner = captioners[captions_sent % len(captioners)]
+        captions_sent += 1
+        pending[captioner.caption.remote(bundle, transcript)] = ("caption", index, clip_id)
+
     admit()
     while pending:
         [ref], _ = ray.wait(list(pending), num_returns=1)
@@ -191,9 +199,12 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
                             "visual", index, clip.clip_id)
                         state.waiting += 1
                         if captioners:
-                            captioner = captioners[captions_sent % len(captioners)]
-                            captions_sent += 1
-                            pending[captioner.caption.remote(frames)] = ("caption", index, clip.clip_id)
+                            caption_input = narrowed(bundle, "frames", "audio") if cfg.visual.captioner_audio == \
+                                "input_audio" else frames
+                            if clip.audio_path and asr_pool:  # captioned once its transcript is in
+                                state.caption_inputs[clip.clip_id] = caption_input
+                            else:
+                                send_caption(index, clip.clip_id, caption_input, None)
                             state.waiting += 1
                 if state.waiting == 0:
                     close(index, None)
@@ -204,9 +215,11 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
                 state.transcripts[clip_id] = value
                 counters["transcribed"] += 1
                 counters["asr_segments_rejected"] += value.rejected_segments
+                if clip_id in state.caption_inputs:
+                    send_caption(index, clip_id, state.caption_inputs.pop(clip_id), value)
             elif stage == "caption":
                 state.captions[clip_id] = value
-                counters["captioned" if value else "caption_errors"] += 1
+                counters["caption_refused" if value.refused else "captioned"] += 1
             else:
                 state.visuals[clip_id] = value
             state.waiting -= 1

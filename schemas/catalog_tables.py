@@ -125,7 +125,9 @@ FACTS = pa.schema([
     _field("fact_id", pa.string(), "Content address of the fact (clip, kind, value, start); `turns.fact_ids` name it."),
     _field("clip_id", pa.string(), "Clip the fact is about (`clips.clip_id`)."),
     _field("kind", pa.string(), "spoken_text, spoken_keyword, spoken_language, dominant_color, brightness, motion, "
-                                "on_screen_text, duration, media_kind, metadata or caption."),
+                                "on_screen_text, duration, media_kind, metadata, caption (one time-stamped event "
+                                "of the audio-visual caption) or caption_refused (why the captioner's reply was "
+                                "refused)."),
     _field("value", pa.string(), "The fact's value (the words, the colour, ...)."),
     _field("source", pa.string(), "transcript, visual, metadata or caption."),
     _field("confidence", pa.float64(), "Confidence of the fact, 0 to 1."),

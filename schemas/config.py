@@ -116,12 +116,23 @@ class VisualConfig:
     """Base URL of an OpenAI-compatible server; the key comes from OMNICURATE_API_KEY."""
     captioner_actors: int = 0
     """Captioner actors in the pool; 0: one per GPU for a local VLM on a GPU cluster, else one per four CPUs."""
+    captioner_frames: int = 8
+    """Frames of a video clip the captioner sees (spread over the sampled ones), each with its time stamp."""
+    captioner_audio: Literal["transcript", "input_audio"] = "transcript"
+    """How the clip's sound reaches the captioner: its time-stamped transcript, or also the audio itself as
+    ``input_audio`` (for servers of omni models that accept it); the transcript is always sent."""
+    captioner_timeout_s: float = 60.0
+    """Time budget of one endpoint captioner request (retried twice after a timeout, a 429 or a 5xx)."""
 
     def __post_init__(self) -> None:
         require(self.max_colors >= 1, "max_colors", "must be at least 1")
         require(0 < self.min_color_share < 1, "min_color_share", "must be between 0 and 1")
         require(self.captioner == "none" or self.captioner_model, "captioner_model", "needed when a captioner is on")
         require(self.captioner_actors >= 0, "captioner_actors", "must be 0 (sized to the cluster) or more")
+        require(1 <= self.captioner_frames <= 64, "captioner_frames", "must be between 1 and 64")
+        require(self.captioner_timeout_s > 0, "captioner_timeout_s", "must be positive")
+        require(self.captioner_audio == "transcript" or self.captioner == "endpoint", "captioner_audio",
+                "input_audio goes to an endpoint captioner only")
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)
@@ -141,11 +152,28 @@ class DialogueConfig:
     """Furthest turn back a memory question may reach."""
     language: str = "en"
     """Language of the dialogue text; the language filter rejects dialogues in another."""
-    writer: Literal["template", "local_llm", "endpoint"] = "template"
+    writer: Literal["template", "local_llm", "endpoint", "vlm_endpoint", "local_vlm"] = "template"
+    """``template`` (phrase tables over the facts); ``local_llm`` / ``endpoint`` rephrase the template draft as
+    text; ``vlm_endpoint`` / ``local_vlm`` write each turn from its media (frames, picture, the recalled earlier
+    media, transcript, facts) as JSON under a schema, through an OpenAI-compatible server or a local
+    transformers VLM."""
     writer_model: str | None = None
-    """Local model path (local_llm) or model name (endpoint)."""
+    """Local model path (local_llm, local_vlm) or model name (endpoint, vlm_endpoint)."""
     endpoint_url: str | None = None
-    """Base URL of an OpenAI-compatible server; the key comes from OMNICURATE_API_KEY."""
+    """Base URL of an OpenAI-compatible server (endpoint, vlm_endpoint); the key comes from OMNICURATE_API_KEY."""
+    writer_frames: int = 4
+    """Frames of each video clip a media writer sees (spread over the sampled ones), each with its time stamp."""
+    writer_audio: Literal["transcript", "input_audio"] = "transcript"
+    """How a clip's sound reaches a media writer: its transcript, or also the sound as ``input_audio`` (for
+    servers of omni models, e.g. Qwen2.5-Omni on vLLM)."""
+    writer_vision: bool = True
+    """False sends a media writer's pictures as words (``[a frame]``) for a text-only model; transcripts and
+    facts still go."""
+    writer_json_schema: bool = True
+    """Send ``response_format`` with the reply's JSON schema (vLLM and SGLang enforce it); replies are
+    validated against it either way."""
+    writer_max_tokens: int = 256
+    """Reply budget of one media-writer request."""
     writer_batch_size: int = 8
     """Turns rewritten per generate call (local_llm)."""
     writer_concurrency: int = 4
@@ -157,8 +185,8 @@ class DialogueConfig:
     writer_cache_dir: str | None = None
     """Endpoint request cache, so a resumed run never pays twice; None keeps it under the run's work dir."""
     writer_actors: int = 0
-    """Writer actors (local_llm: one GPU each when the cluster has GPUs; endpoint: each with
-    ``writer_concurrency`` requests in flight); 0 sizes the pool: one per GPU for local_llm on GPUs, else
+    """Writer actors (local_llm, local_vlm: one GPU each when the cluster has GPUs; endpoints: each with
+    ``writer_concurrency`` requests in flight); 0 sizes the pool: one per GPU for a local model on GPUs, else
     one per four CPUs, at least one."""
     validity_answerer: Literal["rules", "model"] = "rules"
     """Who tries to answer memory questions from the truncated history: rules, or also the writer's model."""
@@ -173,8 +201,15 @@ class DialogueConfig:
             require(weight >= 0, f"question_mix.{name}", "must not be negative")
         require(sum(self.question_mix.values()) > 0, "question_mix", "needs a positive weight")
         require(self.max_memory_distance >= 1, "max_memory_distance", "must be at least 1")
-        require(self.writer != "endpoint" or bool(self.writer_model), "writer_model", "the endpoint writer needs a model name")
-        require(self.writer != "endpoint" or bool(self.endpoint_url), "endpoint_url", "the endpoint writer needs a URL")
+        remote = self.writer in ("endpoint", "vlm_endpoint")
+        require(not remote or bool(self.writer_model), "writer_model", f"the {self.writer} writer needs a model name")
+        require(not remote or bool(self.endpoint_url), "endpoint_url", f"the {self.writer} writer needs a URL")
+        require(self.writer != "local_vlm" or bool(self.writer_model), "writer_model",
+                "the local_vlm writer needs a model folder")
+        require(self.writer_frames >= 1, "writer_frames", "must be at least 1")
+        require(self.writer_audio == "transcript" or self.writer == "vlm_endpoint", "writer_audio",
+                "input_audio needs the vlm_endpoint writer (a local VLM hears no sound)")
+        require(self.writer_max_tokens >= 16, "writer_max_tokens", "must be at least 16")
         require(self.writer_batch_size >= 1, "writer_batch_size", "must be at least 1")
         require(self.writer_concurrency >= 1, "writer_concurrency", "must be at least 1")
         require(self.writer_timeout_s > 0, "writer_timeout_s", "must be positive")
@@ -182,6 +217,48 @@ class DialogueConfig:
         require(self.writer_actors >= 0, "writer_actors", "must be 0 (sized to the cluster) or more")
         require(self.validity_answerer == "rules" or self.writer != "template", "validity_answerer",
                 "a model answerer needs a model-backed writer (local_llm or endpoint)")
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class MemoryCheckConfig:
+    """A model that tries each memory question with the recalled turn taken away, and with the full history.
+
+    Off by default (the rule-based memory check runs either way). A question the answerer still gets right
+    without the recalled turn's media and text is rejected (``answerable_without_memory``); one it cannot get
+    with the full history is rejected too (``unanswerable``)."""
+
+    answerer: Literal["none", "writer", "endpoint", "local_vlm"] = "none"
+    """``writer``: the dialogue writer's own model, text only (media named, transcripts given); ``endpoint``:
+    an OpenAI-compatible server (images as data URLs); ``local_vlm``: a transformers VLM from a local folder."""
+    model: str | None = None
+    """Model name (endpoint) or local model folder (local_vlm)."""
+    url: str | None = None
+    """Base URL of the OpenAI-compatible server (endpoint); the key comes from OMNICURATE_API_KEY."""
+    audio: Literal["transcript", "input_audio"] = "transcript"
+    """How recalled audio reaches the answerer: its transcript as text, or the sound as ``input_audio`` (for
+    servers of omni models that accept it)."""
+    frames: int = 4
+    """Frames of each video clip sent (spread over the sampled ones), each with its time stamp."""
+    pictures: bool = True
+    """Send pictures as data URLs (a VLM); false names them in words and sends plain text (a text-only model
+    behind the endpoint). The ``writer`` answerer is always text only."""
+    timeout_s: float = 60.0
+    """Time budget of one request."""
+    max_retries: int = 2
+    """Retries of a request after a 429, a 5xx or a timeout."""
+    concurrency: int = 4
+    """Requests in flight at once (endpoint)."""
+
+    def __post_init__(self) -> None:
+        needs_model = self.answerer in ("endpoint", "local_vlm")
+        require(not needs_model or bool(self.model), "model", f"the {self.answerer} answerer needs a model")
+        require(self.answerer != "endpoint" or bool(self.url), "url", "the endpoint answerer needs a URL")
+        require(1 <= self.frames <= 64, "frames", "must be between 1 and 64")
+        require(self.audio == "transcript" or self.answerer == "endpoint", "audio",
+                "input_audio goes to an endpoint answerer only")
+        require(self.timeout_s > 0, "timeout_s", "must be positive")
+        require(self.max_retries >= 0, "max_retries", "must not be negative")
+        require(self.concurrency >= 1, "concurrency", "must be at least 1")
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)
@@ -261,6 +338,7 @@ class CurateConfig:
     asr: AsrConfig = field(default_factory=AsrConfig)
     visual: VisualConfig = field(default_factory=VisualConfig)
     dialogue: DialogueConfig = field(default_factory=DialogueConfig)
+    memory_check: MemoryCheckConfig = field(default_factory=MemoryCheckConfig)
     speech: SpeechConfig = field(default_factory=SpeechConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
     tokens: TokenAccounting = field(default_factory=TokenAccounting)
@@ -273,6 +351,8 @@ class CurateConfig:
         require(self.partition_sources >= 1, "partition_sources", "must be at least 1")
         require(self.partitions_in_flight >= 0, "partitions_in_flight", "must be 0 (two per node) or more")
         require(0 <= self.max_failed_fraction <= 1, "max_failed_fraction", "must be between 0 and 1")
+        require(self.memory_check.answerer != "writer" or self.dialogue.writer != "template", "memory_check.answerer",
+                "the writer answerer needs a model-backed writer (dialogue.writer local_llm or endpoint)")
 
     def config_hash(self) -> str:
         """Hash of what shapes the data (not where it is read or written)."""

@@ -39,7 +39,8 @@ FactKind = Literal[
     "duration",
     "media_kind",
     "metadata",
-    "caption",
+    "caption",  # one time-stamped event of the audio-visual caption: what happens, who speaks, what is said
+    "caption_refused",  # why the captioner's reply was refused (the clip has no caption facts); never asked about
 ]
 
 FactSource = Literal["transcript", "visual", "metadata", "caption"]
@@ -188,6 +189,32 @@ class VisualFacts:
     """Mean absolute difference between sampled frames, 0 to 1."""
     scene_cuts_s: list[float] = field(default_factory=list)
     ocr_text: str = ""
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class CaptionEvent:
+    """One span of a clip as the captioner describes it."""
+
+    start_s: float
+    end_s: float
+    """Seconds from the clip start (both 0 for a still image)."""
+    text: str
+    """What happens, and who says what."""
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class ClipCaption:
+    """The audio-visual captioner's time-stamped description of a clip, or why its reply was refused."""
+
+    clip_id: str
+    model_id: str
+    events: list[CaptionEvent] = field(default_factory=list)
+    """In time order; empty when refused."""
+    refused: str = ""
+    """Why the reply was refused (a bad time stamp, too long, not JSON, the endpoint down); empty when accepted."""
+
+    def __post_init__(self) -> None:
+        require(bool(self.events) != bool(self.refused), "refused", "a caption has events or a refusal, not both")
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)

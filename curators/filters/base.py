@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from schemas.dialogue import CuratedSample, Sample, Turn, Verdict
-from schemas.media import Fact
+from schemas.media import AnnotatedClip, Fact
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)
@@ -16,6 +16,9 @@ class FilterContext:
 
     facts: Mapping[str, Fact] = field(default_factory=dict)
     """Fact id -> fact, for every clip the sample uses."""
+    clips: Mapping[str, AnnotatedClip] = field(default_factory=dict)
+    """Clip id -> annotated clip (its frames, picture, sound and transcript), for a filter that shows a model
+    the sample's media."""
 
 
 class DialogueFilter:

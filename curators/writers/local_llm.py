@@ -8,9 +8,11 @@ from pathlib import Path
 
 from curators.dialogue_plan import DialoguePlan
 from curators.dialogue_write import WrittenDialogue
+from curators.writers.chat_client import UsageCounter
 from curators.writers.rewrite import ChatMessages, rewrite_dialogues, rewrite_prompt_hash
 from schemas.config import DialogueConfig
 from schemas.media import AnnotatedClip
+from schemas.usage import StageUsage
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ class LocalLlmWriter:
         self.model_id = gguf_file or folder.name
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
+        self.counter = UsageCounter()
 
     @classmethod
     def from_config(cls, cfg: DialogueConfig) -> LocalLlmWriter:
@@ -66,6 +69,10 @@ class LocalLlmWriter:
 
     def prompt_hash(self) -> str:
         return rewrite_prompt_hash()
+
+    def usage(self) -> StageUsage:
+        """Generate calls' rows (requests), prompt tokens without padding and generated tokens up to EOS."""
+        return self.counter.snapshot("writer", self.model_id)
 
     def complete(self, requests: list[ChatMessages], attempt: int) -> list[str | None]:
         import torch
@@ -78,7 +85,10 @@ class LocalLlmWriter:
             out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens,
                                       pad_token_id=self.tokenizer.pad_token_id, **sampling)
         prompt_len = enc["input_ids"].shape[1]
-        return [self.tokenizer.decode(o[prompt_len:], skip_special_tokens=True) for o in out]
+        generated = out[:, prompt_len:]
+        self.counter.add(requests=len(requests), prompt_tokens=int(enc["attention_mask"].sum()),
+                         completion_tokens=int((generated != self.tokenizer.pad_token_id).sum()))
+        return [self.tokenizer.decode(o, skip_special_tokens=True) for o in generated]
 
     def write_batch(self, plans: list[DialoguePlan], clips: dict[str, AnnotatedClip]) -> list[WrittenDialogue]:
         written = rewrite_dialogues(plans, clips, self.complete, self.batch_size)

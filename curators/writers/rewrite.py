@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from curators.dialogue_plan import DialoguePlan
 from curators.writers.grounding import LANGUAGE_NAMES, NUMBER_WORDS, answer_parts, mentions, normalize
@@ -35,7 +36,8 @@ REFERENCE_WORDS = frozenset(NUMBER_WORDS) | frozenset(ORDINALS)
 _QUESTION_RE = re.compile(r"^[\s*_#]*question[\s*_]*:[\s*_]*(.+)$", re.IGNORECASE | re.MULTILINE)
 _ANSWER_RE = re.compile(r"^[\s*_#]*answer[\s*_]*:[\s*_]*(.+)$", re.IGNORECASE | re.MULTILINE)
 
-ChatMessages = list[dict[str, str]]
+ChatMessages = list[dict]
+"""A chat request's messages; ``content`` is a string or a list of OpenAI content parts."""
 Completer = Callable[[list[ChatMessages], int], list[str | None]]
 """Completes a batch of chat requests (``attempt`` 0 is greedy, later ones sample); None marks a failed request."""
 
@@ -81,6 +83,25 @@ def chat_request(draft: TurnDraft) -> ChatMessages:
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": body}]
 
 
+class TurnPrompt(Protocol):
+    """How a model writer asks for one turn and reads the reply."""
+
+    def request(self, draft: TurnDraft, dialogue: Dialogue) -> ChatMessages: ...
+
+    def parse(self, draft: TurnDraft, reply: str) -> tuple[str, str] | str:
+        """(question, answer) from the reply to ``draft``'s request, or why the reply is refused."""
+
+
+class TextRewritePrompt:
+    """Rephrase the draft as text: two lines, ``Question:`` and ``Answer:``."""
+
+    def request(self, draft: TurnDraft, dialogue: Dialogue) -> ChatMessages:
+        return chat_request(draft)
+
+    def parse(self, draft: TurnDraft, reply: str) -> tuple[str, str] | str:
+        return parse_rewrite(reply) or "unparseable reply"
+
+
 def parse_rewrite(text: str | None) -> tuple[str, str] | None:
     if not text:
         return None
@@ -124,12 +145,15 @@ def _apply(draft: TurnDraft, question: str, answer: str) -> Turn:
 
 
 def rewrite_dialogues(plans: list[DialoguePlan], clips: dict[str, AnnotatedClip], complete: Completer,
-                      batch_size: int, attempts: int = 2) -> list[tuple[Dialogue, Verdict]]:
-    """Draft every plan with the template writer, have ``complete`` rephrase each turn, keep valid rewrites.
+                      batch_size: int, attempts: int = 2,
+                      prompt: TurnPrompt | None = None) -> list[tuple[Dialogue, Verdict]]:
+    """Draft every plan with the template writer, have ``complete`` write each turn again (``prompt`` says how;
+    a text rephrasing by default), keep the replies that pass the draft's grounding rules.
 
     A refused rewrite is retried (sampling) up to ``attempts`` times, then the template turn stays; the
     ``writer_validation`` verdict records how many turns the model wrote and why others were replaced.
     """
+    prompt = prompt or TextRewritePrompt()
     template = TemplateWriter()
     dialogues = [template.write(p, clips) for p in plans]
     pending = [d for i, dialogue in enumerate(dialogues) for d in drafts_of(i, dialogue)]
@@ -139,12 +163,11 @@ def rewrite_dialogues(plans: list[DialoguePlan], clips: dict[str, AnnotatedClip]
         still = []
         for start in range(0, len(pending), batch_size):
             chunk = pending[start:start + batch_size]
-            replies = complete([chat_request(d) for d in chunk], attempt)
+            replies = complete([prompt.request(d, dialogues[d.dialogue_index]) for d in chunk], attempt)
             for draft, reply in zip(chunk, replies):
                 where = (draft.dialogue_index, draft.turn.index)
-                parsed = parse_rewrite(reply)
-                reason = "request failed" if reply is None else "unparseable reply" if parsed is None else \
-                    validate_rewrite(draft, *parsed)
+                parsed = "request failed" if reply is None else prompt.parse(draft, reply)
+                reason = parsed if isinstance(parsed, str) else validate_rewrite(draft, *parsed)
                 if reason:
                     refusals[where] = reason
                     still.append(draft)

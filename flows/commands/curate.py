@@ -18,10 +18,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "Runs as a Prefect flow on Ray (a local one unless --ray-address or RAY_ADDRESS).",
                        "omnicurate curate --input /data/media --out /data/omni-v1",
                        "omnicurate curate --config run.yaml --seed 3          # settings in YAML, flags override",
+                       "omnicurate curate --config vlm.yaml --dry-run         # requests and tokens it would cost",
                        "omnicurate curate --input s3://raw/media --out s3://datasets/omni-v1 "
                        "--ray-address ray-head:6379"))
     add_config_arguments(p)
     p.add_argument("--no-summary", action="store_true", help="do not print the dataset summary")
+    p.add_argument("--dry-run", action="store_true",
+                   help="probe the input and print the model requests and tokens the run would cost (writer, "
+                        "answerer, captioner), asking no model and writing nothing")
     p.set_defaults(run=run)
 
 
@@ -61,6 +65,11 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        from pipelines.cost_estimate import dry_run_report
+
+        print(dry_run_report(config_from_args(args)))
+        return 0
     return run_and_report(config_from_args(args), summary=not args.no_summary)
 
 

@@ -15,6 +15,7 @@ from pipelines.dataset.shard_index import SampleReader
 from schemas import from_json
 from schemas.dataset_format import SAMPLE_JSON
 from schemas.dialogue import MEMORY_TYPES, ContentPart, Message, Sample, Turn
+from schemas.usage import USAGE_TABLE
 
 MIME_TYPES = {"jpg": "image/jpeg", "png": "image/png", "mp4": "video/mp4", "flac": "audio/flac"}
 
@@ -254,7 +255,24 @@ def report_data(dataset: str | Path | DatasetLocation) -> dict[str, list[dict]]:
         "quarantine_reasons": q("SELECT reason, count(*) AS files FROM quarantine GROUP BY 1 ORDER BY 2 DESC, 1"),
         "filter_pass_rates": q("SELECT filter, count(*) AS verdicts, avg(passed::INT) AS pass_rate FROM verdicts "
                                "GROUP BY 1 ORDER BY 1"),
+        "model_usage": model_usage(dataset),
     }
+
+
+def model_usage(dataset: str | Path | DatasetLocation) -> list[dict]:
+    """Requests, tokens, cache hits and failures per stage and model, with requests and tokens per kept
+    dialogue (empty for a dataset whose run asked no model, or one written without a ``usage`` table)."""
+    has_usage = query(dataset, "SELECT count(*) AS n FROM duckdb_views() WHERE view_name = ? AND NOT internal",
+                      [USAGE_TABLE])
+    if not has_usage.to_pylist()[0]["n"]:
+        return []
+    return query(dataset, f"""
+        WITH kept AS (SELECT greatest(count(*), 1) AS n FROM samples WHERE kept)
+        SELECT stage, model, sum(requests)::BIGINT AS requests, sum(prompt_tokens)::BIGINT AS prompt_tokens,
+               sum(completion_tokens)::BIGINT AS completion_tokens, sum(cache_hits)::BIGINT AS cache_hits,
+               sum(failures)::BIGINT AS failures, sum(requests) / any_value(kept.n) AS requests_per_kept_dialogue,
+               sum(prompt_tokens + completion_tokens) / any_value(kept.n) AS tokens_per_kept_dialogue
+        FROM {USAGE_TABLE}, kept GROUP BY 1, 2 ORDER BY 1, 2""").to_pylist()
 
 
 def _table(rows: list[dict]) -> str:
@@ -309,6 +327,7 @@ def render_report(dataset: str | Path | DatasetLocation, data: dict[str, list[di
 <h1>Dataset report</h1><p><code>{escape(location.url)}</code> &middot; schema v{manifest.schema_version} &middot;
 seed {manifest.seed} &middot; config {escape(manifest.config_hash)} &middot; {len(manifest.shards)} shards</p>
 <section id="counts"><h2>counts</h2><table>{counts}</table></section>
+<section id="model_usage"><h2>model usage</h2>{_table(data.get("model_usage", []))}</section>
 {sections}
 </body></html>
 """

@@ -41,6 +41,11 @@ def summarize_dataset(dataset: str) -> str:
                          "ORDER BY 3 DESC, 1, 2 LIMIT 6")
     if failed:
         lines.append("rejected by  " + "; ".join(f"{f} ({code}) x{n}" for f, code, n in failed))
+    for u in data["model_usage"]:
+        lines.append(f"model usage  {u['stage']} ({u['model']}): {u['requests']} requests, {u['prompt_tokens']} + "
+                     f"{u['completion_tokens']} tokens, {u['cache_hits']} cache hits, {u['failures']} failed; "
+                     f"{u['requests_per_kept_dialogue']:.1f} requests and {u['tokens_per_kept_dialogue']:.0f} "
+                     f"tokens per kept dialogue")
     quarantined = _query(con, "SELECT reason, uri FROM quarantine ORDER BY reason, uri")
     lines.append(f"quarantined  {len(quarantined)} file(s)")
     for reason, uri in quarantined[:12]:

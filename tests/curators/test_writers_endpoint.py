@@ -107,7 +107,7 @@ def write(server, cache_dir, clips):
                          writer_max_retries=3, endpoint_url=f"http://127.0.0.1:{server.server_port}/v1",
                          dialogues=2, min_turns=6, max_turns=6)
     writer = make_writer(cfg, str(cache_dir))
-    writer.backoff_s = 0.01
+    writer.client.backoff_s = 0.01
     by_id = {c.clip.clip_id: c for c in clips}
     return writer, writer.write_batch(plan_dialogues(clips, cfg, 3), by_id)
 
@@ -118,6 +118,8 @@ def test_endpoint_writer_retries_validates_and_caches(server, tmp_path, monkeypa
     writer, first = write(server, tmp_path / "cache", clips)
     assert server.faults == [429, 500, "timeout"]
     assert writer.requests_sent == server.calls  # every fault was retried, nothing else was sent twice
+    usage = writer.usage()
+    assert (usage.stage, usage.model, usage.requests, usage.cache_hits) == ("writer", "fake-model", server.calls, 0)
     assert server.max_in_flight <= 2 and server.auth == {"Bearer sk-test-secret"}
     for w in first:
         (verdict,) = w.verdicts
@@ -137,6 +139,7 @@ def test_endpoint_writer_retries_validates_and_caches(server, tmp_path, monkeypa
     again_writer, again = write(server, tmp_path / "cache", clips)
     assert [w.dialogue for w in again] == [w.dialogue for w in first]
     assert again_writer.requests_sent == 0 and server.calls == calls  # a resumed run never pays twice
+    assert again_writer.usage().cache_hits == server.served
 
 
 def test_endpoint_writer_stops_on_a_rejected_key(tmp_path):
@@ -158,56 +161,3 @@ def test_endpoint_writer_stops_on_a_rejected_key(tmp_path):
     finally:
         srv.shutdown()
         srv.server_close()
-
-
-def test_model_answerer_sees_only_the_truncated_history(tmp_path):
-    from curators.filters import FilterContext, MemoryValidityFilter
-    from curators.sample_build import build_sample
-    from curators.writers.grounding import answer_parts
-    from schemas.config import CurateConfig
-
-    seen = []
-
-    class Answerer(BaseHTTPRequestHandler):
-        """Replies with a fixed guess and records what history it was shown."""
-
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append(payload["messages"])
-            body = json.dumps({"choices": [{"message": {"content": self.server.guess}}]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    clips = clip_pool(12)
-    by_id = {c.clip.clip_id: c for c in clips}
-    cfg = CurateConfig(input="in", output="out")
-    plan = next(p for p in plan_dialogues(clips, DialogueConfig(dialogues=6, min_turns=8, max_turns=8), 1)
-                if any(t.question_type == "memory_media" for t in p.turns))
-    from curators.dialogue_write import TemplateDialogueWriter
-
-    sample = build_sample(TemplateDialogueWriter().write(plan, by_id), by_id, seed=1, config_hash="h",
-                          decode=cfg.decode, accounting=cfg.tokens).sample
-    memory = next(t for t in sample.dialogue.turns if t.question_type == "memory_media")
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Answerer)
-    srv.guess = f"I think it was {answer_parts(memory)[0]}."
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        writer = EndpointWriter(f"http://127.0.0.1:{srv.server_port}/v1", "m", backoff_s=0.01)
-        verdicts = MemoryValidityFilter(writer.complete).verdicts(sample, FilterContext())
-    finally:
-        srv.shutdown()
-        srv.server_close()
-    bad = [v for v in verdicts if not v.passed]
-    assert memory.index in [v.turn for v in bad] and "a model answered without turn" in bad[0].detail
-    ref = memory.memory_refs[0]
-    shown = next(m for m in seen if m[-1]["content"] == memory.user.text)
-    history = [m["content"] for m in shown[1:-1]]
-    expected = [text for t in sample.dialogue.turns[ref.turn + 1:memory.index] for text in (t.user.text,
-                                                                                            t.assistant.text)]
-    assert history == expected  # the referenced turn and everything before it stay hidden
-    assert len(seen) == len(verdicts)  # one question per memory turn

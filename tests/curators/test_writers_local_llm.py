@@ -33,6 +33,9 @@ def test_random_model_output_is_refused_and_template_turns_kept(tiny_model_dir):
     assert verdict.filter == "writer_validation" and verdict.passed and verdict.score == 0.0
     assert all(f"{i} (" in verdict.detail for i in range(4))
     assert written.writer == "local_llm" and written.model_id == tiny_model_dir.name
+    usage = writer.usage()  # 4 turns, greedy then sampled: 8 generations of at most 12 tokens
+    assert (usage.stage, usage.requests, usage.cache_hits) == ("writer", 8, 0)
+    assert 0 < usage.completion_tokens <= 8 * 12 and usage.prompt_tokens > 8 * 10
 
 
 def test_rewrite_validation_rules():

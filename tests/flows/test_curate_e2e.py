@@ -97,6 +97,14 @@ def test_ledger_records_every_source(curated):
     assert statuses.get("done", 0) + 3 == len(sources)
 
 
+def test_model_usage_has_its_catalog_table(curated):
+    """The commit phase writes each partition's usage rows; the template writer and rule checks ask no model."""
+    assert _catalog(curated["dataset"], "SELECT count(*) FROM usage") == [(0,)]
+    columns = [c for c, *_ in _catalog(curated["dataset"], "DESCRIBE usage")]
+    assert columns == ["partition", "stage", "model", "requests", "prompt_tokens", "completion_tokens",
+                       "cache_hits", "failures"]
+
+
 def test_review_sql_prints_a_table(curated, capsys):
     assert main(["review", "sql", "SELECT count(*) AS n FROM samples", "--dataset", str(curated["dataset"])]) == 0
     out = capsys.readouterr().out

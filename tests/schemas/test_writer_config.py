@@ -1,0 +1,26 @@
+"""The media writers' config fields: a bad one is refused by name."""
+
+import pytest
+
+from schemas.config import CurateConfig, DialogueConfig
+from schemas.validation import SchemaError, from_dict
+
+
+@pytest.mark.parametrize("fields, bad", [
+    ({"writer": "vlm_endpoint", "writer_model": "m"}, "endpoint_url"),
+    ({"writer": "vlm_endpoint", "endpoint_url": "http://x/v1"}, "writer_model"),
+    ({"writer": "local_vlm"}, "writer_model"),
+    ({"writer": "local_vlm", "writer_model": "/m", "writer_audio": "input_audio"}, "writer_audio"),
+    ({"writer_frames": 0}, "writer_frames"),
+    ({"writer_max_tokens": 4}, "writer_max_tokens"),
+])
+def test_a_bad_writer_field_is_named(fields, bad):
+    with pytest.raises(SchemaError, match=rf"^{bad}\b"):
+        DialogueConfig(**fields)
+
+
+def test_a_config_file_reaches_the_media_writer_fields():
+    cfg = from_dict(CurateConfig, {"input": "in", "output": "out", "dialogue": {
+        "writer": "vlm_endpoint", "writer_model": "Qwen/Qwen2.5-Omni-7B", "endpoint_url": "http://127.0.0.1:8000/v1",
+        "writer_frames": 6, "writer_audio": "input_audio"}})
+    assert (cfg.dialogue.writer_frames, cfg.dialogue.writer_audio, cfg.dialogue.writer_vision) == (6, "input_audio", True)
