@@ -146,7 +146,8 @@ def plan_memory_dialogue(cell: Cell, attempt: int, pool: list[AnnotatedClip], sp
     for t in range(final):
         clip = shown.get(t)
         if clip is not None:
-            media.append(PlannedMedia(clip_id=clip.clip.clip_id, turn=t, member=media_suffix(len(media), clip.clip.kind)))
+            member = media_suffix(len(media), clip.clip.kind)
+            media.append(PlannedMedia(clip_id=clip.clip.clip_id, turn=t, member=member))
         turns.append(PlannedTurn(index=t, question_type="current_media" if clip else "no_context",
                                  media_clip_id=clip.clip.clip_id if clip else None, plants_statement=t in statements))
     turns.append(PlannedTurn(index=final, question_type=QUESTION_TYPE_OF[kind], recall_media_turns=media_recalls,

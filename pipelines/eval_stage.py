@@ -89,7 +89,8 @@ def plan_speech(clips: list[AnnotatedClip], cfg: CurateConfig, actors: DialogueA
 
 
 def run_eval_sets(clips: list[AnnotatedClip], cfg: CurateConfig, actors: DialogueActors,
-                  speech_actors: DialogueActors, share: EvalShare, scratch: str | Path) -> dict[str, list[CuratedSample]]:
+                  speech_actors: DialogueActors, share: EvalShare,
+                  scratch: str | Path) -> dict[str, list[CuratedSample]]:
     """A partition's eval dialogues, set by set, from its held-out ``clips`` only."""
     out: dict[str, list[CuratedSample]] = {name: [] for name in wanted_sets(cfg)}
     if clips and sum(share.memory.values()):

@@ -41,6 +41,10 @@ def summarize_dataset(dataset: str) -> str:
                          "ORDER BY 3 DESC, 1, 2 LIMIT 6")
     if failed:
         lines.append("rejected by  " + "; ".join(f"{f} ({code}) x{n}" for f, code, n in failed))
+    for name, rel in sorted(manifest["eval_sets"].items()):
+        held = read_manifest(f"{dataset.rstrip('/')}/{rel}").counts
+        lines.append(f"eval {name:<7} {held.get('items', 0)} dialogues of {held.get('wanted', 0)} wanted, from "
+                     f"{counts.get('held_out_clips', 0)} held-out clips ({rel}/, omnicurate evalset list)")
     quarantined = _query(con, "SELECT reason, uri FROM quarantine ORDER BY reason, uri")
     lines.append(f"quarantined  {len(quarantined)} file(s)")
     for reason, uri in quarantined[:12]:

@@ -91,7 +91,8 @@ def test_manifest_names_the_eval_sets_each_a_valid_dataset(curated):
 
 def test_memory_set_fills_the_grid_within_one_per_cell(curated):
     spec = curated["cfg"].eval.memory
-    keys = [json.loads(line) for line in (curated["dataset"] / "eval/memory" / ANSWER_KEY_FILE).read_text().splitlines()]
+    answer_key = curated["dataset"] / "eval/memory" / ANSWER_KEY_FILE
+    keys = [json.loads(line) for line in answer_key.read_text().splitlines()]
     filled = Counter(f"{k['memory_type']}/d{k['distance_bin']}/x{k['items']}" for k in keys)
     wanted = cell_targets(spec)
     assert len(wanted) == 10 and set(wanted.values()) == {2}
@@ -160,7 +161,8 @@ def test_evalset_lists_and_scores_answer_keys_full_and_a_final_turn_model_near_z
     perfect = root / "perfect.jsonl"
     perfect.write_text("".join(json.dumps({"id": k["id"], "answer": k["reference"]}) + "\n" for k in keys))
     report = root / "perfect.html"
-    assert main(["evalset", "score", "--evalset", str(dataset), "--answers", str(perfect), "--report", str(report)]) == 0
+    assert main(["evalset", "score", "--evalset", str(dataset), "--answers", str(perfect),
+                 "--report", str(report)]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:] if line.startswith(("memory", "speech"))]
     assert rows and all(r[-2] == "1.000" and r[-1] == "5.00" for r in rows)
     assert {r[1].split("=")[0] for r in rows if r[0] == "memory"} == {"all", "memory_type", "distance", "items", "cell"}

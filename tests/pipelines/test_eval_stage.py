@@ -58,7 +58,8 @@ def test_a_partitions_eval_sets_commit_as_datasets_with_question_and_key_files(t
     assert validate_dataset(folder) == []
     questions, keys = read_eval_set(folder)
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["counts"]["wanted"] == 26 and manifest["counts"]["items"] == len(keys) == manifest["counts"]["samples"]
+    counts = manifest["counts"]
+    assert counts["wanted"] == 26 and counts["items"] == len(keys) == counts["samples"]
     assert 24 <= len(keys) <= 26 and [q.id for q in questions] == [k.id for k in keys] == sorted(k.id for k in keys)
     held_sources = {c.source_sha256 for c in held}
     assert all(set(k.sources) <= held_sources for k in keys)
