@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -76,14 +76,21 @@ def cell_name(cell: Cell) -> str:
 
 
 def cell_targets(spec: MemorySetConfig, total: int | None = None) -> dict[str, int]:
-    """``total`` (default: the spec's) dialogues spread evenly over the grid: every cell gets the same, the
-    remainder one each to cells spaced evenly along the grid (so a small set still spans every axis)."""
+    """``total`` (default: the spec's) dialogues spread evenly over the grid: every cell gets the same, and the
+    remainder goes one each to the cells whose memory type, distance bin and item count have the fewest so far
+    (so a small set still spans every axis evenly)."""
     cells = spec.cells()
     total = spec.dialogues if total is None else total
     if not cells or total <= 0:
         return {}
     base, extra = divmod(total, len(cells))
-    plus = {i * len(cells) // extra for i in range(extra)}
+    plus: set[int] = set()
+    axes: Counter = Counter()
+    for _ in range(extra):
+        i = min((i for i in range(len(cells)) if i not in plus),
+                key=lambda i: (sum(axes[(axis, v)] for axis, v in enumerate(cells[i])), i))
+        plus.add(i)
+        axes.update((axis, v) for axis, v in enumerate(cells[i]))
     return {cell_name(c): base + (i in plus) for i, c in enumerate(cells)}
 
 
