@@ -8,9 +8,10 @@ import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from curators.dialogue_plan import DialoguePlan, PlannedMedia, PlannedTurn, derive_seed, is_askable
+from curators.media_dedup import Duplicate, MediaSignature, duplicates_among, merge_duplicates, signature_bands
 from curators.writers.grounding import answer_parts, mentions
 from curators.writers.phrasebook import KIND_PHRASES
 from schemas.config import MemorySetConfig
@@ -51,6 +52,18 @@ def split_pool(clips: Iterable[AnnotatedClip], share: float) -> tuple[list[Annot
     for c in clips:
         (held if share > 0 and is_held_out(source_identity(c), share) else train).append(c)
     return train, held
+
+
+def straddling_duplicates(train: Iterable[MediaSignature], held: Iterable[MediaSignature]) -> list[Duplicate]:
+    """Near-duplicate clips on both sides of the split within one partition (the cross-partition pass leaves
+    pairs inside a partition alone): the later copy of each pair, by the order that pass keeps copies in."""
+    groups: dict[str, list[MediaSignature]] = defaultdict(list)
+    for side, sigs in ((0, train), (1, held)):
+        for sig in sigs:
+            sig = replace(sig, partition=side)
+            for band in signature_bands(sig):
+                groups[band].append(sig)
+    return merge_duplicates(d for band in sorted(groups) for d in duplicates_among(groups[band]))
 
 
 def sample_sources(sample: Sample) -> set[str]:

@@ -245,10 +245,26 @@ def _held_out_check(train: list, held: dict[str, list]) -> None:
         raise RuntimeError(f"sources on both sides of the train/eval split: {sorted(both)[:5]}")
 
 
+def split_partition(cfg: CurateConfig, work: DatasetLocation, partition: int, clips: list) -> tuple[list, list, list]:
+    """A partition's clips on each side of the train/eval split, less the later copy of any near-duplicate pair
+    across it (the cross-partition pass compares only clips of different partitions); and those copies."""
+    from curators.evalset import split_pool, straddling_duplicates
+    from pipelines.media_dedup import partition_signatures
+
+    train, held = split_pool(clips, cfg.eval.share)
+    if not held:
+        return train, held, []
+    sigs = {s.clip_id: s for s in partition_signatures(work, partition)}
+    side = lambda pool: [sigs[c.clip.clip_id] for c in pool if c.clip.clip_id in sigs]
+    straddling = straddling_duplicates(side(train), side(held))
+    gone = {d.clip_id for d in straddling}
+    return ([c for c in train if c.clip.clip_id not in gone], [c for c in held if c.clip.clip_id not in gone],
+            straddling)
+
+
 @ray.remote(num_cpus=0, max_retries=2)
 def _commit_partition(cfg: CurateConfig, partition: int, dialogues: int | None, actors,
                       eval_share: EvalShare | None = None, eval_speakers: list | None = None) -> CommitRecord:
-    from curators.evalset import split_pool
     from pipelines.dialogue_stage import DialogueActors, run_dialogue_stage
     from pipelines.eval_stage import run_eval_sets, write_eval_partition
     from pipelines.media_dedup import duplicates_for
@@ -270,7 +286,13 @@ def _commit_partition(cfg: CurateConfig, partition: int, dialogues: int | None, 
                                            f"{d.reason} of clip {d.duplicate_of} (partition {d.kept_partition}, "
                                            f"distance {d.distance})")
                    for c in media.clips if (d := duplicates.get(c.clip.clip_id)) is not None]
-        train_clips, eval_clips = split_pool(clips, cfg.eval.share)
+        train_clips, eval_clips, straddling = split_partition(cfg, work, partition, clips)
+        by_id = {c.clip.clip_id: c for c in clips}
+        dropped += [QuarantineRecord(uri=d.source_uri, reason="duplicate", stage="dedup",
+                                     sha256=by_id[d.clip_id].source_sha256,
+                                     detail=f"clip {d.clip_id}: {d.reason} of clip {d.duplicate_of} on the other side "
+                                            f"of the train/eval split (distance {d.distance})")
+                    for d in straddling]
         samples = run_dialogue_stage(train_clips, cfg, actors, scratch=scratch, dialogues=dialogues)
         eval_fragments = {}
         if eval_share is not None:
@@ -309,7 +331,7 @@ def _split_pools(cfg: CurateConfig, partition: int) -> SplitPools:
     import json
 
     from curators.dialogue_plan import is_askable
-    from curators.evalset import is_recallable, split_pool
+    from curators.evalset import is_recallable
     from pipelines.media_dedup import duplicates_for
     from schemas.media import AnnotatedClip
     from schemas.validation import from_dict
@@ -320,21 +342,23 @@ def _split_pools(cfg: CurateConfig, partition: int) -> SplitPools:
     clips = [c for k, e in partition_ledger(work, partition).entries(STAGE).items() if k in keys and e.status == "done"
              for c in (from_dict(AnnotatedClip, raw) for raw in json.loads(e.result))
              if c.clip.clip_id not in duplicates and is_askable(c)]
-    train, held = split_pool(clips, cfg.eval.share)
+    train, held, _ = split_partition(cfg, work, partition, clips)
     return SplitPools(partition=partition, train=len(train), held_out=len(held),
                       held_out_recallable=sum(is_recallable(c) for c in held))
 
 
 def eval_shares(cfg: CurateConfig, pools: list[SplitPools]) -> dict[int, EvalShare]:
     """Each partition's part of every memory-grid cell and of the speech set, by its held-out clips (largest
-    remainder per cell, so each cell's total is what the grid asks); a cell goes only to partitions holding
-    the recallable clips it shows."""
+    remainder per cell, so each cell's total is what the grid asks); a cell that shows media goes only to
+    partitions holding the recallable clips it needs, by how many they hold."""
     from curators.evalset import cell_name, cell_targets, media_needed
 
     targets = cell_targets(cfg.eval.memory)
     memory: dict[int, dict[str, int]] = {p.partition: {} for p in pools}
     for cell in cfg.eval.memory.cells():
-        able = {p.partition: p.held_out for p in pools if p.held_out and p.held_out_recallable >= media_needed(cell)}
+        need = media_needed(cell)
+        able = {p.partition: p.held_out_recallable if need else p.held_out for p in pools
+                if p.held_out and p.held_out_recallable >= need}
         for partition, n in dialogue_shares(targets.get(cell_name(cell), 0), able).items():
             if n:
                 memory[partition][cell_name(cell)] = n

@@ -245,9 +245,9 @@ class MemorySetConfig:
     """Grid axis: [low, high] turns back to the furthest item the final question recalls."""
     items: list[int] = field(default_factory=lambda: [1, 2, 3])
     """Grid axis: how many earlier items (media or statements) the final question recalls."""
-    candidates: int = 3
-    """Dialogues planned per wanted one; one the filters reject or the writer moves to another cell gives
-    way to the next."""
+    candidates: int = 4
+    """Dialogues planned (and written, not spoken) per wanted one; one the filters reject or the writer moves
+    to another cell gives way to the next."""
 
     def __post_init__(self) -> None:
         require(self.dialogues >= 0, "dialogues", "must not be negative")

@@ -22,7 +22,9 @@ from curators.evalset import (
     score_table,
     source_identity,
     split_pool,
+    straddling_duplicates,
 )
+from curators.media_dedup import MediaSignature
 from curators.writers.endpoint import EndpointWriter
 from pipelines.dialogue_stage import curate_plans
 from schemas.config import CurateConfig, EvalConfig, MemorySetConfig, SpeechConfig
@@ -165,3 +167,15 @@ def test_a_bad_eval_config_names_its_field(bad, field):
         from_dict(CurateConfig, {"input": "in", "output": "out", "eval": bad})
     assert str(err.value).startswith(f"{field}:")
     assert from_dict(EvalConfig, {"share": 0.2, "speech": {"dialogues": 3}}).speech.dialogues == 3
+
+
+def test_a_near_duplicate_pair_across_the_split_inside_a_partition_loses_its_later_copy():
+    def sig(name, picture, kind="image"):
+        return MediaSignature(clip_id=name, partition=3, source_uri=f"/corpus/{name}.jpg", start_s=0.0, kind=kind,
+                              media_id=f"m-{name}", picture_hash=picture)
+
+    train = [sig("a", 0xF0F0_F0F0_F0F0_F0F0), sig("c", 0x0123_4567_89AB_CDEF)]
+    held = [sig("b", 0xF0F0_F0F0_F0F0_F0F3), sig("d", 0x0123_4567_89AB_CDEF, kind="video"), sig("e", None, "audio")]
+    [dup] = straddling_duplicates(train, held)
+    assert (dup.clip_id, dup.duplicate_of, dup.distance, dup.reason) == ("b", "a", 2, "near_picture")
+    assert straddling_duplicates(train + held[:1], []) == []  # pairs on one side are the sample filter's
