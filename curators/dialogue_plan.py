@@ -108,7 +108,7 @@ def plan_lengths(count: int, cfg: DialogueConfig, rng: random.Random) -> list[in
     return out
 
 
-def _askable(clip: AnnotatedClip) -> bool:
+def is_askable(clip: AnnotatedClip) -> bool:
     return any(f.kind in ASKABLE_FACT_KINDS for f in clip.facts)
 
 
@@ -220,7 +220,7 @@ def _far_recall(t: int, length: int, drafts: list[dict], media_turns: list[int],
 
 def plan_dialogues(clips: list[AnnotatedClip], cfg: DialogueConfig, seed: int) -> list[DialoguePlan]:
     """Plan dialogues over the annotated pool; the same clips, config and seed give the same plans."""
-    usable = sorted((c for c in clips if _askable(c)), key=lambda c: c.clip.clip_id)
+    usable = sorted((c for c in clips if is_askable(c)), key=lambda c: c.clip.clip_id)
     if not usable:
         return []
     rng = random.Random(derive_seed("plan", seed, *(c.clip.clip_id for c in usable)))

@@ -61,8 +61,8 @@ def dedup_task(cfg: CurateConfig, plan) -> int:
 def shard_task(cfg: CurateConfig, plan, totals, duplicates: int, progress: bool):
     from pipelines.curate_run import commit_run, run_commit_phase
 
-    fragments = run_commit_phase(cfg, plan, totals, progress)
-    manifest = commit_run(cfg, plan, totals, fragments, duplicates)
+    records = run_commit_phase(cfg, plan, totals, progress)
+    manifest = commit_run(cfg, plan, totals, records, duplicates)
     get_run_logger().info("shards: %d committed, %d samples", len(manifest.shards), manifest.total_samples)
     return manifest
 

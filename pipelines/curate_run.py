@@ -20,6 +20,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from pipelines.dataset.location import DatasetLocation, as_location
 from pipelines.dataset.writer import PartitionFragment, commit_partitions, write_partition
+from pipelines.eval_stage import EvalShare
 from pipelines.media_resume import (STAGE, PartitionMedia, load_partition_media, partition_dir, partition_ledger,
                                     run_partition_media, source_keys)
 from pipelines.partitions import PartitionPlan, partition_sources, stage_partitions
@@ -211,26 +212,62 @@ class CommitRecord:
 
     fingerprint: str
     fragment: PartitionFragment
+    eval_fragments: dict[str, PartitionFragment] = field(default_factory=dict)
+    """The partition's part of each eval set (``memory``, ``speech``)."""
 
 
-def _commit_fingerprint(cfg: CurateConfig, entries: list, duplicates: dict, dialogues: int | None) -> str:
-    return fingerprint(cfg.config_hash(), dialogues, sorted((e.item, e.status, e.blobs) for e in entries),
-                       sorted((cid, d.duplicate_of) for cid, d in duplicates.items()))
+def _commit_fingerprint(cfg: CurateConfig, entries: list, duplicates: dict, dialogues: int | None,
+                        eval_share: EvalShare | None = None) -> str:
+    parts = [cfg.config_hash(), dialogues, sorted((e.item, e.status, e.blobs) for e in entries),
+             sorted((cid, d.duplicate_of) for cid, d in duplicates.items())]
+    return fingerprint(*parts, *([to_json(eval_share)] if eval_share is not None else []))
 
 
-def _committed(work: DatasetLocation, out: DatasetLocation, partition: int, print_: str) -> PartitionFragment | None:
+def _committed(cfg: CurateConfig, work: DatasetLocation, partition: int, print_: str) -> CommitRecord | None:
+    from pipelines.eval_stage import eval_location
+
     name = f"{partition_dir(partition)}.json"
     if not work.exists(COMMITS_DIR, name):
         return None
     record = from_json(CommitRecord, work.read_bytes(COMMITS_DIR, name))
-    if record.fingerprint != print_ or not all(out.exists("shards", e.name) for e in record.fragment.shards):
+    located = [(as_location(cfg.output), record.fragment),
+               *((eval_location(cfg, set_name), f) for set_name, f in record.eval_fragments.items())]
+    if record.fingerprint != print_ or not all(loc.exists("shards", e.name) for loc, f in located for e in f.shards):
         return None
-    return record.fragment
+    return record
+
+
+def _held_out_check(train: list, held: dict[str, list]) -> None:
+    """The split's guard: no source feeds both training and an eval set."""
+    from curators.evalset import shared_sources
+
+    both = shared_sources([s.sample for s in train if s.kept], [s.sample for ss in held.values() for s in ss if s.kept])
+    if both:
+        raise RuntimeError(f"sources on both sides of the train/eval split: {sorted(both)[:5]}")
+
+
+def split_partition(cfg: CurateConfig, work: DatasetLocation, partition: int, clips: list) -> tuple[list, list, list]:
+    """A partition's clips on each side of the train/eval split, less the later copy of any near-duplicate pair
+    across it (the cross-partition pass compares only clips of different partitions); and those copies."""
+    from curators.evalset import split_pool, straddling_duplicates
+    from pipelines.media_dedup import partition_signatures
+
+    train, held = split_pool(clips, cfg.eval.share)
+    if not held:
+        return train, held, []
+    sigs = {s.clip_id: s for s in partition_signatures(work, partition)}
+    side = lambda pool: [sigs[c.clip.clip_id] for c in pool if c.clip.clip_id in sigs]
+    straddling = straddling_duplicates(side(train), side(held))
+    gone = {d.clip_id for d in straddling}
+    return ([c for c in train if c.clip.clip_id not in gone], [c for c in held if c.clip.clip_id not in gone],
+            straddling)
 
 
 @ray.remote(num_cpus=0, max_retries=2)
-def _commit_partition(cfg: CurateConfig, partition: int, dialogues: int | None, actors) -> PartitionFragment:
-    from pipelines.dialogue_stage import run_dialogue_stage
+def _commit_partition(cfg: CurateConfig, partition: int, dialogues: int | None, actors,
+                      eval_share: EvalShare | None = None, eval_speakers: list | None = None) -> CommitRecord:
+    from pipelines.dialogue_stage import DialogueActors, run_dialogue_stage
+    from pipelines.eval_stage import run_eval_sets, write_eval_partition
     from pipelines.media_dedup import duplicates_for
 
     work, out = work_location(cfg), as_location(cfg.output)
@@ -238,9 +275,9 @@ def _commit_partition(cfg: CurateConfig, partition: int, dialogues: int | None, 
     keys = set(source_keys(cfg, sources).values())
     entries = [e for k, e in partition_ledger(work, partition).entries(STAGE).items() if k in keys]
     duplicates = duplicates_for(work, partition)
-    print_ = _commit_fingerprint(cfg, entries, duplicates, dialogues)
-    if (fragment := _committed(work, out, partition, print_)) is not None:
-        return fragment  # a committed partition is never redone
+    print_ = _commit_fingerprint(cfg, entries, duplicates, dialogues, eval_share)
+    if (record := _committed(cfg, work, partition, print_)) is not None:
+        return record  # a committed partition is never redone
     scratch = tempfile.mkdtemp(prefix="omnicurate-partition-")
     try:
         media = load_partition_media(cfg, partition, sources, work, scratch)
@@ -250,18 +287,86 @@ def _commit_partition(cfg: CurateConfig, partition: int, dialogues: int | None, 
                                            f"{d.reason} of clip {d.duplicate_of} (partition {d.kept_partition}, "
                                            f"distance {d.distance})")
                    for c in media.clips if (d := duplicates.get(c.clip.clip_id)) is not None]
+        train_clips, eval_clips, straddling = split_partition(cfg, work, partition, clips)
+        by_id = {c.clip.clip_id: c for c in clips}
+        dropped += [QuarantineRecord(uri=d.source_uri, reason="duplicate", stage="dedup",
+                                     sha256=by_id[d.clip_id].source_sha256,
+                                     detail=f"clip {d.clip_id}: {d.reason} of clip {d.duplicate_of} on the other side "
+                                            f"of the train/eval split (distance {d.distance})")
+                    for d in straddling]
         usage: list = []
-        samples = run_dialogue_stage(clips, cfg, actors, scratch=scratch, dialogues=dialogues, usage=usage)
+        samples = run_dialogue_stage(train_clips, cfg, actors, scratch=scratch, dialogues=dialogues, usage=usage)
+        eval_fragments = {}
+        if eval_share is not None:
+            speech_actors = DialogueActors(writers=actors.writers, speakers=eval_speakers or [])
+            sets = run_eval_sets(eval_clips, cfg, actors, speech_actors, eval_share, scratch)
+            _held_out_check(samples, sets)
+            eval_fragments = {name: write_eval_partition(cfg, partition, name, held, eval_clips)
+                              for name, held in sets.items()}
         fragment = write_partition(out, partition, samples, sorted([*media.quarantine, *dropped],
                                                                    key=lambda q: (q.uri, q.stage, q.detail)),
                                    shard=cfg.shard, extra_tables={"ledger": ledger_table(media.ledger),
                                                                   USAGE_TABLE: usage_table(usage, partition)},
-                                   clips=clips)
+                                   clips=train_clips)
+        if eval_share is not None:
+            fragment.counts["held_out_clips"] = len(eval_clips)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    work.write_bytes((COMMITS_DIR, f"{partition_dir(partition)}.json"),
-                     to_json(CommitRecord(fingerprint=print_, fragment=fragment)).encode())
-    return fragment
+    record = CommitRecord(fingerprint=print_, fragment=fragment, eval_fragments=eval_fragments)
+    work.write_bytes((COMMITS_DIR, f"{partition_dir(partition)}.json"), to_json(record).encode())
+    return record
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class SplitPools:
+    """A partition's askable clips on each side of the train/eval split, read from its ledger alone."""
+
+    partition: int
+    train: int
+    held_out: int
+    held_out_recallable: int
+    """Held-out clips a memory question can recall (what media cells need)."""
+
+
+@ray.remote(num_cpus=0, max_retries=2)
+def _split_pools(cfg: CurateConfig, partition: int) -> SplitPools:
+    """What the driver divides the dialogue counts by; no media is read."""
+    import json
+
+    from curators.dialogue_plan import is_askable
+    from curators.evalset import is_recallable
+    from pipelines.media_dedup import duplicates_for
+    from schemas.media import AnnotatedClip
+    from schemas.validation import from_dict
+
+    work = work_location(cfg)
+    keys = set(source_keys(cfg, partition_sources(work, partition)).values())
+    duplicates = duplicates_for(work, partition)
+    clips = [c for k, e in partition_ledger(work, partition).entries(STAGE).items() if k in keys and e.status == "done"
+             for c in (from_dict(AnnotatedClip, raw) for raw in json.loads(e.result))
+             if c.clip.clip_id not in duplicates and is_askable(c)]
+    train, held, _ = split_partition(cfg, work, partition, clips)
+    return SplitPools(partition=partition, train=len(train), held_out=len(held),
+                      held_out_recallable=sum(is_recallable(c) for c in held))
+
+
+def eval_shares(cfg: CurateConfig, pools: list[SplitPools]) -> dict[int, EvalShare]:
+    """Each partition's part of every memory-grid cell and of the speech set, by its held-out clips (largest
+    remainder per cell, so each cell's total is what the grid asks); a cell that shows media goes only to
+    partitions holding the recallable clips it needs, by how many they hold."""
+    from curators.evalset import cell_name, cell_targets, media_needed
+
+    targets = cell_targets(cfg.eval.memory)
+    memory: dict[int, dict[str, int]] = {p.partition: {} for p in pools}
+    for cell in cfg.eval.memory.cells():
+        need = media_needed(cell)
+        able = {p.partition: p.held_out_recallable if need else p.held_out for p in pools
+                if p.held_out and p.held_out_recallable >= need}
+        for partition, n in dialogue_shares(targets.get(cell_name(cell), 0), able).items():
+            if n:
+                memory[partition][cell_name(cell)] = n
+    speech = dialogue_shares(cfg.eval.speech.dialogues, {p.partition: p.held_out for p in pools if p.held_out})
+    return {p.partition: EvalShare(memory=memory[p.partition], speech=speech.get(p.partition) or 0) for p in pools}
 
 
 def dialogue_shares(total: int, clips: dict[int, int]) -> dict[int, int | None]:
@@ -282,34 +387,56 @@ def run_commit_phase(cfg: CurateConfig, plan: PartitionPlan, totals: MediaTotals
     """Dialogues, speech, shards and catalog fragment of every partition (skipping committed ones)."""
     from pipelines.dialogue_stage import release_dialogue_actors, start_dialogue_actors
 
+    from pipelines.dialogue_stage import start_speech_actors
+    from pipelines.eval_stage import eval_location, speech_set_config, wanted_sets
+
     as_location(cfg.output).remove(MANIFEST_FILE)  # the dataset is about to change: it no longer reads as committed
-    shares = dialogue_shares(cfg.dialogue.dialogues, {p.partition: p.clips for p in totals.partitions})
+    for name in wanted_sets(cfg):
+        eval_location(cfg, name).remove(MANIFEST_FILE)
+    train_pool = {p.partition: p.clips for p in totals.partitions}
+    held: dict[int, EvalShare | None] = {p: None for p in train_pool}
+    if cfg.eval.enabled:
+        options = _storage_options(cfg)
+        pools = ray.get([_split_pools.options(**options).remote(cfg, p) for p in sorted(train_pool)])
+        train_pool = {p.partition: p.train for p in pools}
+        held = dict(eval_shares(cfg, pools))
+    shares = dialogue_shares(cfg.dialogue.dialogues, train_pool)
     actors = start_dialogue_actors(cfg, ray.cluster_resources())
-    fragments: list[PartitionFragment] = []
+    eval_speakers = (start_speech_actors(speech_set_config(cfg), ray.cluster_resources())
+                     if "speech" in wanted_sets(cfg) else [])
+    records: list[CommitRecord] = []
     bar = _progress(plan.sources, "dialogues -> shards", progress)
     options = _storage_options(cfg)
 
-    def done(fragment: PartitionFragment) -> None:
-        fragments.append(fragment)
-        bar.update(plan.sizes[fragment.partition])
-        bar.set_postfix(samples=sum(f.counts.get("samples", 0) for f in fragments))
+    def done(record: CommitRecord) -> None:
+        records.append(record)
+        bar.update(plan.sizes[record.fragment.partition])
+        bar.set_postfix(samples=sum(r.fragment.counts.get("samples", 0) for r in records))
 
     try:
-        _bounded(lambda p: _commit_partition.options(**options).remote(cfg, p, shares.get(p), actors),
+        _bounded(lambda p: _commit_partition.options(**options).remote(cfg, p, shares.get(p), actors, held.get(p),
+                                                                        eval_speakers),
                  sorted(shares), _in_flight(cfg), done)
     finally:
         release_dialogue_actors(actors)
+        for actor in eval_speakers:
+            ray.kill(actor)
         bar.close()
-    return sorted(fragments, key=lambda f: f.partition)
+    return sorted(records, key=lambda r: r.fragment.partition)
 
 
-def commit_run(cfg: CurateConfig, plan: PartitionPlan, totals: MediaTotals, fragments: list[PartitionFragment],
+def commit_run(cfg: CurateConfig, plan: PartitionPlan, totals: MediaTotals, records: list[CommitRecord],
                duplicates: int) -> Manifest:
-    """The manifest over every partition's shards, written last."""
+    """Each eval set committed, then the manifest over every partition's shards, naming the eval sets, last."""
+    from pipelines.eval_stage import commit_eval_sets
+
+    eval_sets = commit_eval_sets(cfg, {name: [r.eval_fragments[name] for r in records if name in r.eval_fragments]
+                                       for name in ("memory", "speech")})
     extra = {"sources": totals.sources, "clips": sum(p.clips for p in totals.partitions),
              "failed_sources": totals.failed, "partitions": plan.count, "duplicate_clips": duplicates}
-    return commit_partitions(cfg.output, fragments, config_hash=cfg.config_hash(), seed=cfg.seed, extra_counts=extra,
-                             extra_schemas={"ledger": ledger_schema(), USAGE_TABLE: usage_schema()})
+    return commit_partitions(cfg.output, [r.fragment for r in records], config_hash=cfg.config_hash(), seed=cfg.seed,
+                             extra_counts=extra, extra_schemas={"ledger": ledger_schema(), USAGE_TABLE: usage_schema()},
+                             eval_sets=eval_sets)
 
 
 def plan_run(cfg: CurateConfig) -> PartitionPlan:

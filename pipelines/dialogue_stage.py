@@ -239,7 +239,7 @@ def pool_size(configured: int, resources: dict[str, float], per_gpu: bool) -> in
 
 def start_dialogue_actors(cfg: CurateConfig, resources: dict[str, float]) -> DialogueActors:
     """Writer and speech pools sized to the cluster (``dialogue.writer_actors``, ``speech.actors``)."""
-    WriterActor, SpeechActor = _actor_classes()
+    WriterActor, _ = _actor_classes()
     writers, speakers = [], []
     if cfg.dialogue.writer != "template":
         local = cfg.dialogue.writer in ("local_llm", "local_vlm")
@@ -247,8 +247,14 @@ def start_dialogue_actors(cfg: CurateConfig, resources: dict[str, float]) -> Dia
         count = pool_size(cfg.dialogue.writer_actors, resources, per_gpu=local)
         writers = [WriterActor.options(num_gpus=1 if local_gpu else 0).remote(cfg) for _ in range(count)]
     if cfg.speech.enabled:
-        speakers = [SpeechActor.remote(cfg) for _ in range(pool_size(cfg.speech.actors, resources, per_gpu=False))]
+        speakers = start_speech_actors(cfg, resources)
     return DialogueActors(writers=writers, speakers=speakers)
+
+
+def start_speech_actors(cfg: CurateConfig, resources: dict[str, float]) -> list:
+    """A speech pool speaking as ``cfg.speech`` says (``speech.actors``, or one per four CPUs)."""
+    _, SpeechActor = _actor_classes()
+    return [SpeechActor.remote(cfg) for _ in range(pool_size(cfg.speech.actors, resources, per_gpu=False))]
 
 
 def release_dialogue_actors(actors: DialogueActors) -> None:
@@ -260,16 +266,19 @@ def release_dialogue_actors(actors: DialogueActors) -> None:
 
 def run_dialogue_stage(clips: list[AnnotatedClip], cfg: CurateConfig, actors: DialogueActors | None = None, *,
                        scratch: str | Path, dialogues: int | None = None,
+                       plans: list[DialoguePlan] | None = None,
                        usage: list[StageUsage] | None = None) -> list[CuratedSample]:
     """Curated samples of one media pool, kept and rejected alike, in plan order (deterministic for a seed).
 
-    ``dialogues`` overrides ``cfg.dialogue.dialogues`` (a partition's share of a corpus-wide count); speech
-    is written under ``scratch``; ``usage`` gets the model requests' cost per stage and model.
+    ``dialogues`` overrides ``cfg.dialogue.dialogues`` (a partition's share of a corpus-wide count); ``plans``
+    replaces the planner (the eval sets plan their own); speech is written under ``scratch``; ``usage`` gets
+    the model requests' cost per stage and model.
     """
     import ray
 
-    dialogue_cfg = cfg.dialogue if dialogues is None else replace(cfg.dialogue, dialogues=dialogues)
-    plans = plan_dialogues(clips, dialogue_cfg, cfg.seed)
+    if plans is None:
+        dialogue_cfg = cfg.dialogue if dialogues is None else replace(cfg.dialogue, dialogues=dialogues)
+        plans = plan_dialogues(clips, dialogue_cfg, cfg.seed)
     by_id = {c.clip.clip_id: c for c in clips}
     pool = answer_pool({f.fact_id: f for c in clips for f in c.facts})
     media_hashes = {cid: h for cid in sorted({cid for p in plans for cid in p.clip_ids})

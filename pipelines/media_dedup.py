@@ -153,6 +153,14 @@ def find_duplicates(location: DatasetLocation, partitions: list[int], buckets: i
     return sum(ray.get([count_partition_duplicates.options(**options).remote(location, p) for p in partitions]))
 
 
+def partition_signatures(location: DatasetLocation, partition: int) -> list[MediaSignature]:
+    """One partition's clip signatures as its media stage staged them (one per clip, by keep order)."""
+    table = pq.read_table(location.path(DEDUP_DIR, SIGNATURES_DIR, signatures_name(partition)), filesystem=location.fs,
+                          columns=list(_SIGNATURE_FIELDS))
+    unique = {row["clip_id"]: MediaSignature(**row) for row in table.to_pylist()}
+    return sorted(unique.values(), key=lambda s: s.order)
+
+
 def duplicates_for(location: DatasetLocation, partition: int) -> dict[str, Duplicate]:
     """The clips ``partition`` drops, by clip id, each naming the earliest kept copy any bucket reported."""
     marker_parts = (DEDUP_DIR, DUPLICATES_DIR, DONE_MARKER)

@@ -301,6 +301,104 @@ class ShardConfig:
         require(self.max_samples > 0, "max_samples", "must be positive")
 
 
+EVAL_MEMORY_TYPES = ("text", "media", "mixed")
+"""What the memory set's final question recalls: planted statements, earlier media, or both."""
+EVAL_MAX_TURNS = 15
+"""Longest memory-set dialogue (the reference memory benchmark's dialogues have up to 15 turns)."""
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class MemorySetConfig:
+    """The memory benchmark (MMMB-style): dialogues scored on their final question, which recalls earlier
+    turns; spread evenly over the grid memory type x turn distance x items recalled."""
+
+    dialogues: int = 0
+    """Dialogues in the set over all partitions; 0 makes no memory set."""
+    max_turns: int = EVAL_MAX_TURNS
+    """Longest dialogue (at most 15)."""
+    memory_types: list[str] = field(default_factory=lambda: list(EVAL_MEMORY_TYPES))
+    """Grid axis: what the final question recalls (text, media, mixed)."""
+    distance_bins: list[list[int]] = field(default_factory=lambda: [[1, 1], [2, 3], [4, 7], [8, 14]])
+    """Grid axis: [low, high] turns back to the furthest item the final question recalls."""
+    items: list[int] = field(default_factory=lambda: [1, 2, 3])
+    """Grid axis: how many earlier items (media or statements) the final question recalls."""
+    candidates: int = 4
+    """Dialogues planned (and written, not spoken) per wanted one; one the filters reject or the writer moves
+    to another cell gives way to the next."""
+
+    def __post_init__(self) -> None:
+        require(self.dialogues >= 0, "dialogues", "must not be negative")
+        require(2 <= self.max_turns <= EVAL_MAX_TURNS, "max_turns", f"must be between 2 and {EVAL_MAX_TURNS}")
+        require(bool(self.memory_types), "memory_types", "needs at least one memory type")
+        for i, kind in enumerate(self.memory_types):
+            require(kind in EVAL_MEMORY_TYPES, f"memory_types[{i}]", f"unknown memory type {kind!r} (known: "
+                    f"{', '.join(EVAL_MEMORY_TYPES)})")
+        require(len(set(self.memory_types)) == len(self.memory_types), "memory_types", "lists a type twice")
+        require(bool(self.distance_bins), "distance_bins", "needs at least one bin")
+        last = 0
+        for i, pair in enumerate(self.distance_bins):
+            require(isinstance(pair, list) and len(pair) == 2, f"distance_bins[{i}]", "must be [low, high]")
+            low, high = pair
+            require(last < low <= high <= self.max_turns - 1, f"distance_bins[{i}]",
+                    f"need ascending, non-overlapping bins within 1..max_turns-1 ({self.max_turns - 1}), got {pair}")
+            last = high
+        require(bool(self.items), "items", "needs at least one item count")
+        for i, n in enumerate(self.items):
+            require(1 <= n <= 5, f"items[{i}]", "must be between 1 and 5")
+        require(len(set(self.items)) == len(self.items), "items", "lists a count twice")
+        require(self.candidates >= 1, "candidates", "must be at least 1")
+        require(self.dialogues == 0 or bool(self.cells()), "items",
+                "no cell of the grid can be planned (mixed memory needs 2 items; n items need a bin reaching n)")
+
+    def cells(self) -> list[tuple[str, tuple[int, int], int]]:
+        """The grid the report reads: (memory type, distance bin, items), in config order, feasible cells only
+        (mixed memory recalls at least two items; n items need n earlier turns within the bin)."""
+        return [(kind, (low, high), n) for kind in self.memory_types for low, high in self.distance_bins
+                for n in self.items if n <= high and (kind != "mixed" or n >= 2)]
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class SpeechSetConfig:
+    """The speech-interaction benchmark (MSIB-style): spoken dialogues, the final answer spoken too, scored 1-5
+    on the final turn's content."""
+
+    dialogues: int = 0
+    """Dialogues in the set over all partitions; 0 makes no speech set. Spoken with ``speech``'s voice
+    settings even when ``speech.enabled`` is off for training."""
+    min_turns: int = 2
+    max_turns: int = 10
+    candidates: int = 2
+    """Dialogues planned and spoken per wanted one; one with a turn left unspoken gives way to the next."""
+
+    def __post_init__(self) -> None:
+        require(self.dialogues >= 0, "dialogues", "must not be negative")
+        require(2 <= self.min_turns <= self.max_turns <= 10, "max_turns", "need 2 <= min_turns <= max_turns <= 10")
+        require(self.candidates >= 1, "candidates", "must be at least 1")
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class EvalConfig:
+    """Evaluation sets planned from held-out media: a share of the sources, chosen by a stable hash of each
+    source's content, never reaches training; the eval sets are planned from it alone."""
+
+    share: float = 0.0
+    """Share of the sources held out (0: none, no eval sets). The split hashes each source's content, not its
+    partition nor the seed, so it never changes with the partition count or between runs."""
+    memory: MemorySetConfig = field(default_factory=MemorySetConfig)
+    speech: SpeechSetConfig = field(default_factory=SpeechSetConfig)
+
+    def __post_init__(self) -> None:
+        require(0 <= self.share < 1, "share", "must be at least 0 and below 1")
+        wanted = self.memory.dialogues > 0 or self.speech.dialogues > 0
+        require(self.share > 0 or not wanted, "share", "the eval sets need held-out sources: set a share above 0")
+        require(self.share == 0 or wanted, "share",
+                "sources are held out but no eval set is asked for: set memory.dialogues or speech.dialogues")
+
+    @property
+    def enabled(self) -> bool:
+        return self.share > 0
+
+
 _NOT_SHAPING = frozenset({"input", "output", "ray_address", "work_dir", "batch_size", "max_failed_fraction",
                           "partitions_in_flight"})
 """Fields that say where or how fast, not what: they stay out of the config hash."""
@@ -342,6 +440,8 @@ class CurateConfig:
     speech: SpeechConfig = field(default_factory=SpeechConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
     tokens: TokenAccounting = field(default_factory=TokenAccounting)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Held-out sources and the memory and speech eval sets planned from them (off by default)."""
 
     def __post_init__(self) -> None:
         require(bool(self.input), "input", "must name a source")

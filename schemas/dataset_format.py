@@ -21,6 +21,15 @@ CATALOG_ROOT_VARIABLE = "omnicurate_dataset"
 root the catalog views read from, over what they work out themselves."""
 NV_META_DIR = ".nv-meta"
 SPLIT = "train"
+EVAL_DIR = "eval"
+"""Eval sets live under ``eval/<set>/``, each a dataset of its own (shards, catalog, manifest)."""
+EVAL_SETS = ("memory", "speech")
+QUESTIONS_FILE = "questions.jsonl"
+"""In an eval set: one line per item, the dialogue up to and including the final question (what a model sees)."""
+ANSWER_KEY_FILE = "answer_key.jsonl"
+"""In an eval set: one line per item, the grounded final answer and the grid cell it is scored in."""
+EVAL_ITEMS_DIR = "items"
+"""In an eval set: each partition's items (``items/pNNNNN.jsonl``), merged into the two files above."""
 CATALOG_TABLES = ("samples", "turns", "media", "verdicts", "quarantine", "lineage", "clips", "facts")
 
 SAMPLE_JSON = "json"
@@ -115,6 +124,8 @@ class Manifest:
     """samples, turns, media, quarantined, rejected, ..."""
     shards: list[ShardEntry] = field(default_factory=list)
     created_by: str = "omnicurate"
+    eval_sets: dict[str, str] = field(default_factory=dict)
+    """Eval set name (``memory``, ``speech``) -> its dataset's path relative to this one (``eval/memory``)."""
 
     def __post_init__(self) -> None:
         require(self.schema_version == SCHEMA_VERSION, "schema_version",

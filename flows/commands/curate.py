@@ -40,6 +40,10 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dialogues", type=int, help="dialogues to make (default: about one per three clips)")
     p.add_argument("--shard-max-bytes", type=int)
     p.add_argument("--shard-max-samples", type=int)
+    p.add_argument("--eval-share", type=float,
+                   help="share of the sources held out of training for the eval sets (eval.share)")
+    p.add_argument("--eval-memory", type=int, help="dialogues in the memory eval set (eval.memory.dialogues)")
+    p.add_argument("--eval-speech", type=int, help="dialogues in the speech eval set (eval.speech.dialogues)")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -61,7 +65,24 @@ def config_from_args(args: argparse.Namespace):
     shard = {k: v for k, v in (("max_bytes", args.shard_max_bytes), ("max_samples", args.shard_max_samples)) if v}
     if shard:
         cfg = dataclasses.replace(cfg, shard=dataclasses.replace(cfg.shard, **shard))
+    if args.eval_share is not None or args.eval_memory is not None or args.eval_speech is not None:
+        cfg = dataclasses.replace(cfg, eval=_eval_flags(cfg.eval, args))
     return cfg
+
+
+def _eval_flags(current, args: argparse.Namespace):
+    """The eval section with the --eval-* flags applied, validated as a whole (a bad one names its field)."""
+    from schemas.config import EvalConfig
+    from schemas.validation import from_dict, to_dict
+
+    data = to_dict(current)
+    if args.eval_share is not None:
+        data["share"] = args.eval_share
+    if args.eval_memory is not None:
+        data["memory"]["dialogues"] = args.eval_memory
+    if args.eval_speech is not None:
+        data["speech"]["dialogues"] = args.eval_speech
+    return from_dict(EvalConfig, data, "eval")
 
 
 def run(args: argparse.Namespace) -> int:

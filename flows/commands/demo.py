@@ -14,8 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo", help="the whole job on a synthetic corpus: curate, review, validate, train a few steps",
         **command_help("Synthesise a small corpus (with three broken files), curate it with the embedded models\n"
-                       "(spoken user turns included), query its catalog, render a spoken dialogue and a report,\n"
-                       "validate it and train the tiny omni model a few steps on its shards. Needs no network.",
+                       "(spoken user turns included) with a small memory and speech eval set from held-out sources,\n"
+                       "query its catalog, render a spoken dialogue and a report, validate it and train the tiny\n"
+                       "omni model a few steps on its shards. Needs no network.",
                        "omnicurate demo",
                        "omnicurate demo --workdir /tmp/omni-demo --seed 1 --train-steps 10"))
     p.add_argument("--workdir", default="demo-out", help="where the corpus, dataset and checkpoints go")
@@ -23,6 +24,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-steps", type=int, default=3)
     p.add_argument("--keep", action="store_true", help="reuse an existing corpus and dataset in --workdir")
     p.set_defaults(run=run)
+
+
+EVAL_SHARE = 0.2
+EVAL_MEMORY = 8
+EVAL_SPEECH = 2
+"""The demo holds this share of its sources out of training and plans a small memory and speech set from them."""
+
+
+def eval_set_sizes(dataset: Path) -> dict[str, int]:
+    """Items in each eval set the dataset's manifest names."""
+    from pipelines.dataset.manifest import read_manifest
+
+    return {name: read_manifest(dataset / rel).counts.get("items", 0)
+            for name, rel in sorted(read_manifest(dataset).eval_sets.items())}
 
 
 def plant_bad_files(corpus: Path) -> list[str]:
@@ -69,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         plant_bad_files(corpus)
     if not (dataset / "manifest.json").exists():
         _step("curate: probe, decode, ASR, dialogues, filters, speech, shards, catalog",
-              ["curate", "--input", str(corpus), "--out", str(dataset), "--seed", str(args.seed), "--no-summary"])
+              ["curate", "--input", str(corpus), "--out", str(dataset), "--seed", str(args.seed), "--no-summary",
+               "--eval-share", str(EVAL_SHARE), "--eval-memory", str(EVAL_MEMORY), "--eval-speech", str(EVAL_SPEECH)])
     _step("review: question types and spoken turns in the catalog",
           ["review", "sql", ("SELECT question_type, count(*) AS turns, count(user_speech) AS spoken, "
                              "max(memory_distance) AS max_distance FROM turns GROUP BY 1 ORDER BY 2 DESC"),
@@ -82,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
     _step("review: one spoken dialogue as a page (audio players for its spoken turns)",
           ["review", "show", key, "--dataset", str(dataset), "--html", str(page)])
     _step("validate the dataset", ["validate", "--dataset", str(dataset)])
+    _step("eval sets planned from held-out sources", ["evalset", "list", "--dataset", str(dataset)])
+    sizes = eval_set_sizes(dataset)
+    if not all(sizes.values()):  # a tiny corpus of another seed may hold no source out, or too few
+        print(f"    note: eval set sizes {sizes}: this corpus held too few sources out (eval.share {EVAL_SHARE})")
     report = work / "report.html"
     _step("render the review report (plots)", ["review", "report", "--dataset", str(dataset), "--out", str(report)])
     run_dir = work / "train"

@@ -1,127 +1,132 @@
-"""``omnicurate evalset``: export MMMB- and MSIB-style splits disjoint in source media, and score a model's answers."""
+"""``omnicurate evalset``: list a dataset's eval sets (planned from held-out media by ``curate``) and score a
+model's answers to them."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from flows.commands import command_help
 
-EVALSET_FILE = "evalset.json"
-SPLIT_FILES = {"mmmb": "mmmb.jsonl", "msib": "msib.jsonl"}
-TRAIN_KEYS_FILE = "train_keys.txt"
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "evalset", help="export memory and speech evaluation sets from a dataset; score a model's answers",
-        **command_help("Export MMMB-style (memory) and MSIB-style (spoken) evaluation sets whose source media\n"
-                       "never appear in training, and score a model's answers to them.",
-                       "omnicurate evalset export --dataset /data/omni-v1 --out /data/omni-eval",
-                       "omnicurate evalset score --evalset /data/omni-eval --answers answers.jsonl"))
+        "evalset", help="list the memory and speech eval sets a curation made; score a model's answers to them",
+        **command_help("With `eval.share` and `eval.memory.dialogues` / `eval.speech.dialogues` in the curate config,\n"
+                       "`omnicurate curate` holds a share of the sources out of training and plans a memory set\n"
+                       "(MMMB-style: the final question recalls earlier turns, spread over memory type x turn\n"
+                       "distance x items recalled) and a speech set (MSIB-style: 2-10 spoken turns, the answer\n"
+                       "spoken too) from them alone, under OUT/eval/. These commands list and score them.",
+                       "omnicurate evalset list --dataset /data/omni-v1",
+                       "omnicurate evalset score --evalset /data/omni-v1 --answers answers.jsonl --report r.html"))
     sub = p.add_subparsers(dest="evalset_command", required=True, metavar="ACTION")
-    export = sub.add_parser(
-        "export", help="write mmmb.jsonl and msib.jsonl from a dataset's stored samples",
-        **command_help("Write a dataset's dialogues as evaluation items whose source media are held out from\n"
-                       "training: mmmb.jsonl (the final memory question, its type, distance and items recalled)\n"
-                       "and msib.jsonl (spoken, 2-10 turns). Without --train a seeded --fraction of the sources is\n"
-                       "held out and train_keys.txt lists the samples left to train on; with --train, only\n"
-                       "sources that training dataset never uses become items.",
-                       "omnicurate evalset export --dataset /data/omni-v1 --out /data/omni-eval --fraction 0.2",
-                       "omnicurate evalset export --dataset /data/omni-eval-src --train /data/omni-v1 --out eval/"))
-    export.add_argument("--dataset", required=True, help="dataset whose samples become evaluation items")
-    export.add_argument("--out", required=True, help="directory for the evaluation set")
-    export.add_argument("--train", help="a separate training dataset: items never share its source media")
-    export.add_argument("--fraction", type=float, default=0.2,
-                        help="share of source media held out for evaluation when --train is not given")
-    export.add_argument("--seed", type=int, default=0)
-    export.set_defaults(run=run_export)
+    listing = sub.add_parser(
+        "list", help="print each eval set's size and where its question and answer-key files are",
+        **command_help("Print the eval sets a dataset's manifest names: items, dialogues wanted, and the paths of\n"
+                       "questions.jsonl (what a model is asked) and answer_key.jsonl (what the scorer reads).",
+                       "omnicurate evalset list --dataset /data/omni-v1"))
+    listing.add_argument("--dataset", required=True, help="a curated dataset (its manifest names its eval sets)")
+    listing.set_defaults(run=run_list)
     score = sub.add_parser(
-        "score", help="print accuracy by question type and turn distance of a JSONL of answers",
-        **command_help("Score a model's answers (one {\"id\": ..., \"answer\": ...} per line) against an exported\n"
-                       "evaluation set: accuracy and a 1-5 content score by question type, turn distance and\n"
-                       "items recalled.",
-                       "omnicurate evalset score --evalset /data/omni-eval --answers answers.jsonl"))
-    score.add_argument("--evalset", required=True, help="directory written by `evalset export`")
+        "score", help="accuracy by memory type, turn distance and items recalled, and a 1-5 content score",
+        **command_help("Score a model's final answers (one {\"id\": ..., \"answer\": ...} per line, ids from\n"
+                       "questions.jsonl) against the grounded answer keys: accuracy by memory type, by turn distance\n"
+                       "and by items recalled, and the 1-5 content score, as a table and an HTML report with plots.\n"
+                       "Answers are judged by rules (every part of the key stated), or by a judge model over an\n"
+                       "OpenAI-compatible endpoint (key from OMNICURATE_API_KEY); the rules stand in where it fails.",
+                       "omnicurate evalset score --evalset /data/omni-v1 --answers answers.jsonl",
+                       "omnicurate evalset score --evalset /data/omni-v1/eval/memory --answers a.jsonl "
+                       "--judge-url http://127.0.0.1:8000/v1 --judge-model qwen3-8b"))
+    score.add_argument("--evalset", required=True,
+                       help="a curated dataset (every eval set it names) or one eval set's folder")
     score.add_argument("--answers", required=True, help='JSONL, one {"id": ..., "answer": ...} per line')
+    score.add_argument("--report", help="HTML report to write (default: beside the answers, .report.html)")
+    score.add_argument("--judge-url", help="base URL of an OpenAI-compatible server to judge answers")
+    score.add_argument("--judge-model", help="model name of the judge (with --judge-url)")
     score.set_defaults(run=run_score)
 
 
-def _stored_samples(dataset: str):
-    from pipelines.dataset.shard_index import SampleReader
-    from schemas import from_json
-    from schemas.dataset_format import SAMPLE_JSON, SHARDS_DIR, member_name
-    from schemas.dialogue import Sample
+def eval_set_folders(path: str) -> dict[str, str]:
+    """Set name -> folder: the eval sets a dataset's manifest names, or the one set ``path`` is."""
+    from pipelines.dataset.location import as_location
+    from pipelines.dataset.manifest import read_manifest
+    from schemas.dataset_format import ANSWER_KEY_FILE
 
-    reader = SampleReader(dataset)
-    samples = []
-    for key in sorted(reader.keys_in_order()):
-        wanted = member_name(key, SAMPLE_JSON)
-        for member, offset, size in reader.members(key):
-            if member == wanted:
-                data = reader.location.read_range((SHARDS_DIR, reader.shard_of(key)), offset, size)
-                samples.append(from_json(Sample, data))
-    return samples
+    location = as_location(path)
+    if location.exists(ANSWER_KEY_FILE):
+        return {location.url.rstrip("/").rsplit("/", 1)[-1]: location.url}
+    manifest = read_manifest(location)
+    return {name: f"{location.url.rstrip('/')}/{rel}" for name, rel in sorted(manifest.eval_sets.items())}
 
 
-def run_export(args: argparse.Namespace) -> int:
-    from curators.evalset import sample_sources, split_for_eval
-    from schemas import to_dict
+def run_list(args: argparse.Namespace) -> int:
+    from pipelines.dataset.manifest import read_manifest
+    from schemas.dataset_format import ANSWER_KEY_FILE, QUESTIONS_FILE
 
-    if not 0 < args.fraction < 1:
-        print("omnicurate evalset: --fraction must be between 0 and 1", file=sys.stderr)
-        return 2
-    samples = _stored_samples(args.dataset)
-    train_sources = None
-    if args.train:
-        train_sources = set().union(*(sample_sources(s) for s in _stored_samples(args.train)))
-    splits = split_for_eval(samples, fraction=args.fraction, seed=args.seed, train_sources=train_sources)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, items in (("mmmb", splits.mmmb), ("msib", splits.msib)):
-        with open(out / SPLIT_FILES[name], "w") as f:
-            f.writelines(json.dumps(to_dict(item), sort_keys=True) + "\n" for item in items)
-    if train_sources is None:
-        (out / TRAIN_KEYS_FILE).write_text("".join(f"{k}\n" for k in splits.train_keys))
-    summary = {"dataset": args.dataset, "train": args.train, "seed": args.seed, "fraction": args.fraction,
-               "mmmb": len(splits.mmmb), "msib": len(splits.msib), "train_samples": len(splits.train_keys),
-               "dropped_mixed_sources": splits.dropped, "eval_sources": splits.eval_sources}
-    (out / EVALSET_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    print(f"{out}: {len(splits.mmmb)} MMMB-style and {len(splits.msib)} MSIB-style items from "
-          f"{len(splits.eval_sources)} held-out sources; {splits.dropped} samples dropped for mixing sources")
-    if train_sources is None:
-        print(f"training split without those sources: {len(splits.train_keys)} samples listed in {TRAIN_KEYS_FILE}")
+    folders = eval_set_folders(args.dataset)
+    if not folders:
+        print(f"{args.dataset}: no eval sets (set eval.share and eval.memory/speech.dialogues when curating)")
+        return 0
+    for name, folder in folders.items():
+        counts = read_manifest(folder).counts
+        print(f"{name} set: {counts.get('items', 0)} items ({counts.get('wanted', 0)} wanted, "
+              f"{counts.get('samples', 0)} samples in its shards) at {folder}")
+        print(f"    questions {folder}/{QUESTIONS_FILE}\n    answers   {folder}/{ANSWER_KEY_FILE}")
     return 0
 
 
-def run_score(args: argparse.Namespace) -> int:
-    from curators.evalset import EvalItem, score_answers
-    from schemas import from_dict
-
-    folder = Path(args.evalset)
-    items = []
-    for name in SPLIT_FILES.values():
-        path = folder / name
-        if path.exists():
-            items.extend(from_dict(EvalItem, json.loads(line)) for line in path.read_text().splitlines() if line)
+def _read_answers(path: str) -> dict[str, str]:
     answers: dict[str, str] = {}
-    for n, line in enumerate(Path(args.answers).read_text().splitlines(), 1):
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
             answers[str(row["id"])] = str(row["answer"])
         except (json.JSONDecodeError, KeyError, TypeError):
-            print(f"omnicurate evalset: {args.answers}:{n}: expected {{\"id\": ..., \"answer\": ...}}", file=sys.stderr)
-            return 2
-    unknown = set(answers) - {i.eval_id for i in items}
-    rows = score_answers(items, answers)
-    width = max((len(r.group) for r in rows), default=5)
-    print(f"{'group':<{width}}  correct  total  accuracy  content(1-5)")
-    for r in rows:
-        print(f"{r.group:<{width}}  {r.correct:>7}  {r.total:>5}  {r.accuracy:>8.3f}  {r.mean_content:>12.2f}")
+            raise ValueError(f"{path}:{n}: expected {{\"id\": ..., \"answer\": ...}}") from None
+    return answers
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from curators.evalset import endpoint_judge, judge_answers, score_table
+    from pipelines.dataset.eval_report import render_score_report, score_lines
+    from pipelines.eval_stage import read_eval_set
+
+    if bool(args.judge_url) != bool(args.judge_model):
+        print("omnicurate evalset: --judge-url and --judge-model go together", file=sys.stderr)
+        return 2
+    try:
+        answers = _read_answers(args.answers)
+    except ValueError as exc:
+        print(f"omnicurate evalset: {exc}", file=sys.stderr)
+        return 2
+    questions, keys = {}, []
+    for folder in eval_set_folders(args.evalset).values():
+        qs, ks = read_eval_set(folder)
+        questions.update((q.id, q) for q in qs)
+        keys.extend(ks)
+    if not keys:
+        print(f"omnicurate evalset: {args.evalset} holds no eval items", file=sys.stderr)
+        return 2
+    judge = None
+    if args.judge_url:
+        from curators.writers.endpoint import EndpointWriter
+
+        judge = endpoint_judge(EndpointWriter(args.judge_url, args.judge_model))
+    judged = judge_answers(keys, answers, questions, judge)
+    rows = score_table(keys, judged)
+    print("\n".join(score_lines(rows)))
+    by_model = sum(j.judged_by == "model" for j in judged)
+    if judge is not None:
+        print(f"{by_model} of {len(judged)} answers judged by {args.judge_model}, the rest by the rules")
+    unknown = set(answers) - {k.id for k in keys}
     if unknown:
-        print(f"{len(unknown)} answers name no item of this evaluation set", file=sys.stderr)
+        print(f"{len(unknown)} answers name no item of these eval sets", file=sys.stderr)
+    report = Path(args.report or os.path.splitext(args.answers)[0] + ".report.html")
+    report.write_text(render_score_report(rows, f"Eval scores: {args.answers}"))
+    print(f"report {report}")
     return 0

@@ -46,6 +46,10 @@ def summarize_dataset(dataset: str) -> str:
                      f"{u['completion_tokens']} tokens, {u['cache_hits']} cache hits, {u['failures']} failed; "
                      f"{u['requests_per_kept_dialogue']:.1f} requests and {u['tokens_per_kept_dialogue']:.0f} "
                      f"tokens per kept dialogue")
+    for name, rel in sorted(manifest["eval_sets"].items()):
+        held = read_manifest(f"{dataset.rstrip('/')}/{rel}").counts
+        lines.append(f"eval {name:<7} {held.get('items', 0)} dialogues of {held.get('wanted', 0)} wanted, from "
+                     f"{counts.get('held_out_clips', 0)} held-out clips ({rel}/, omnicurate evalset list)")
     quarantined = _query(con, "SELECT reason, uri FROM quarantine ORDER BY reason, uri")
     lines.append(f"quarantined  {len(quarantined)} file(s)")
     for reason, uri in quarantined[:12]:

@@ -81,9 +81,11 @@ def write_partition(out: str | Path | DatasetLocation, partition: int, samples: 
 
 def commit_partitions(out: str | Path | DatasetLocation, fragments: list[PartitionFragment], *, config_hash: str,
                       seed: int, extra_counts: dict[str, int] | None = None,
-                      extra_schemas: dict[str, pa.Schema] | None = None) -> Manifest:
+                      extra_schemas: dict[str, pa.Schema] | None = None,
+                      eval_sets: dict[str, str] | None = None) -> Manifest:
     """Commit a partitioned dataset: drop what no fragment holds, write Energon metadata and the catalog
-    views, then the manifest listing every shard (the commit point of the whole run)."""
+    views, then the manifest listing every shard (the commit point of the whole run) and where its eval sets
+    are (``eval_sets``: name -> path relative to the dataset)."""
     location = as_location(out)
     entries = sorted((e for f in fragments for e in f.shards), key=lambda e: e.name)
     prune_shards(location, entries)
@@ -101,7 +103,7 @@ def commit_partitions(out: str | Path | DatasetLocation, fragments: list[Partiti
         raise ValueError(f"extra_counts may not replace the dataset's own counts: {', '.join(clash)}")
     counts.update(extra_counts or {})
     manifest = Manifest(schema_version=SCHEMA_VERSION, config_hash=config_hash, seed=seed, counts=dict(counts),
-                        shards=entries)
+                        shards=entries, eval_sets=dict(eval_sets or {}))
     write_manifest(location, manifest)
     return manifest
 

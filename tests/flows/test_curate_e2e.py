@@ -7,11 +7,17 @@ import pytest
 import webdataset as wds
 
 from flows.cli import main
-from flows.commands.demo import plant_bad_files
+from flows.commands.demo import eval_set_sizes, plant_bad_files
 from pipelines.dataset.catalog import open_catalog
 from schemas import from_json
 from schemas.dataset_format import MANIFEST_FILE, SHARDS_DIR, split_member
 from schemas.dialogue import Sample
+
+
+EVAL_FLAGS = ["--eval-share", "0.36", "--eval-memory", "4", "--eval-speech", "1"]
+"""Eval sets as the demo makes them; this share holds out two of the corpus's seven sources (an image, a
+speech clip), the rest train."""
+EVAL_WANTED = {"memory": 4, "speech": 1}
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +29,7 @@ def curated(tmp_path_factory, ray_local):
     synth_corpus(corpus, seed=5, videos=2, audio=2, images=3)
     bad = plant_bad_files(corpus)
     code = main(["curate", "--input", str(corpus), "--out", str(dataset), "--seed", "5",
-                 "--shard-max-samples", "1", "--no-summary"])
+                 "--shard-max-samples", "1", "--no-summary", *EVAL_FLAGS])
     assert code == 0
     return {"corpus": corpus, "dataset": dataset, "bad": bad}
 
@@ -185,3 +191,28 @@ def test_a_default_run_speaks_user_turns_playable_and_counted(curated, tmp_path)
     assert f'<audio class="media speech" data-member="{member}" controls preload="metadata" ' \
            f'src="data:audio/flac;base64,' in html
     assert f"spoken       {spoken} messages" in summarize_dataset(str(dataset))
+
+
+def test_eval_sets_are_built_spoken_and_sized_in_the_summary(curated):
+    """A default (spoken) run with eval flags, as the demo's: a memory set and a speech set, both spoken, their
+    sizes in the summary curate and the demo print."""
+    dataset = curated["dataset"]
+    sizes = eval_set_sizes(dataset)
+    assert sorted(sizes) == ["memory", "speech"]
+    assert 0 < sizes["memory"] <= EVAL_WANTED["memory"] and 0 < sizes["speech"] <= EVAL_WANTED["speech"]
+    for name in sizes:
+        manifest = json.loads((dataset / "eval" / name / MANIFEST_FILE).read_text())
+        assert manifest["counts"]["samples"] == sizes[name] and manifest["counts"]["spoken_messages"] > 0
+    from pipelines.dataset.summary import summarize_dataset
+
+    summary = summarize_dataset(str(dataset))  # what curate and the demo print
+    for name, n in sizes.items():
+        assert f"eval {name:<7} {n} dialogues of {EVAL_WANTED[name]} wanted" in summary
+    for s in _eval_samples(dataset / "eval" / "speech"):
+        assert all(t.user.speech_member for t in s.dialogue.turns) and s.dialogue.turns[-1].assistant.speech_member
+
+
+def _eval_samples(folder: Path) -> list[Sample]:
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    urls = [str(folder / SHARDS_DIR / s["name"]) for s in manifest["shards"]]
+    return [from_json(Sample, s["json"]) for s in wds.WebDataset(urls, shardshuffle=False)]
