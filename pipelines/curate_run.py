@@ -21,7 +21,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from pipelines.dataset.location import DatasetLocation, as_location
 from pipelines.dataset.writer import PartitionFragment, commit_partitions, write_partition
 from pipelines.media_resume import (STAGE, PartitionMedia, load_partition_media, partition_dir, partition_ledger,
-                                    run_partition_media, source_keys)
+                                    partition_signatures, run_partition_media, source_keys)
 from pipelines.partitions import PartitionPlan, partition_sources, stage_partitions
 from pipelines.run_ledger import fingerprint, ledger_schema, ledger_table
 from schemas.config import CurateConfig
@@ -139,12 +139,15 @@ def _media_partition(cfg: CurateConfig, partition: int, buckets: int, actors, pr
     sources = partition_sources(work, partition)
     summary = run_partition_media(cfg, partition, sources, actors, work, batch_size=cfg.batch_size,
                                   on_batch=progress.add.remote)
-    scratch = tempfile.mkdtemp(prefix="omnicurate-partition-")
-    try:
-        media = load_partition_media(cfg, partition, sources, work, scratch)
-        write_signatures(work, partition, [clip_signature(c.clip, partition) for c in media.clips], buckets)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    signatures = partition_signatures(cfg, partition, sources, work)
+    if signatures is None:  # media staged by an older version carry no signatures: hash the staged bytes
+        scratch = tempfile.mkdtemp(prefix="omnicurate-partition-")
+        try:
+            media = load_partition_media(cfg, partition, sources, work, scratch)
+            signatures = [clip_signature(c.clip, partition) for c in media.clips]
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    write_signatures(work, partition, signatures, buckets)
     return summary
 
 
