@@ -45,7 +45,7 @@ class PartitionPlan:
 
 SPILL_PARTITION_BYTES = 1 << 16
 """Listing lines a partition buffers in the driver before they are appended to its spill file."""
-SPILL_TOTAL_BYTES = 1 << 25
+SPILL_TOTAL_BYTES = 1 << 23
 """Listing lines all partitions buffer together before every buffer is flushed (many partitions, little memory)."""
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from curators.sources import list_sources
+from pipelines import media_stage  # noqa: F401 - staging imports it: no import inside a measured peak
 from pipelines.dataset.location import as_location
 from pipelines.partitions import SOURCES_DIR, partition_count, partition_of, partition_sources, stage_partitions
 from schemas.config import CurateConfig
