@@ -9,6 +9,10 @@ decode, with OCR and speech off: the work per source is small and the driver's b
 follow ``partition_sources`` (default 2,000 sources each): 1 partition at 1x, 10 at 10x. The 1x run is timed
 first and the 10x run's time estimated from it; the 10x run is skipped when the estimate passes
 ``--budget-minutes``. Target: 10x peak <= 1.05 x the 1x peak.
+
+``--listing N`` measures the listing alone instead: the Python heap's peak (tracemalloc) while the driver stages
+the partitions of a jsonl manifest of N and of 10 N sources (no media; ``partition_sources`` each), against
+holding the sorted listing of 10 N sources whole, as staging did before it streamed.
 """
 
 from __future__ import annotations
@@ -61,6 +65,41 @@ def run_scale(corpus: Path, out: Path, partition_sources: int, prefect_home: str
             "cpu_s": usage.cpu_s}
 
 
+def listing_memory(sources: int, scale: int, partition_sources: int) -> None:
+    import tracemalloc
+
+    from curators.sources import list_sources
+    from pipelines.dataset.location import as_location
+    from pipelines.media_stage import may_carry_sound  # noqa: F401 - imported by staging: not in its peak
+    from pipelines.partitions import stage_partitions
+    from schemas.config import CurateConfig
+
+    def traced_peak(fn, *args, **kwargs) -> int:
+        tracemalloc.start()
+        try:
+            fn(*args, **kwargs)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    root = Path(scratch("bench-listing-"))
+    peaks = {}
+    for count in (sources, sources * scale):
+        manifest = root / f"list-{count}.jsonl"
+        with manifest.open("w") as f:  # out of URI order, as a real manifest may be
+            f.writelines(json.dumps({"uri": f"s3://corpus/media/{(n * 7919) % count:09d}.mp4", "title": f"clip {n}"})
+                         + "\n" for n in range(count))
+        cfg = CurateConfig(input=str(manifest), output=str(root / f"out-{count}"), partition_sources=partition_sources)
+        peaks[count] = traced_peak(stage_partitions, cfg, as_location(str(root / f"work-{count}")))
+        print(f"staging {count:,} sources in {-(-count // partition_sources)} partitions: peak Python heap "
+              f"{peaks[count] / 2**20:.1f} MiB", flush=True)
+    whole = traced_peak(list_sources, str(manifest))
+    big = sources * scale
+    print(f"the sorted listing of {big:,} sources held whole: {whole / 2**20:.1f} MiB ({whole / big:.0f} B per source)")
+    print(f"ratio staging peak {scale}x/1x: {peaks[big] / peaks[sources]:.3f}x; staging {big:,} sources holds "
+          f"{peaks[big] / whole:.3f}x of the whole listing")
+
+
 def describe(name: str, stats: dict) -> str:
     return (f"{name}: {stats['sources']} sources in {stats['partitions']} partition(s), {stats['clips']} clips, "
             f"{stats['samples']} samples; driver peak RSS {stats['peak_rss'] / 2**20:.1f} MiB; "
@@ -74,7 +113,12 @@ def main() -> None:
     parser.add_argument("--partition-sources", type=int, default=2000)
     parser.add_argument("--budget-minutes", type=float, default=30.0,
                         help="skip the large run when its estimated time passes this")
+    parser.add_argument("--listing", type=int, default=0, metavar="N",
+                        help="measure staging the listing of N and scale x N sources instead of curate runs")
     args = parser.parse_args()
+    if args.listing:
+        listing_memory(args.listing, args.scale, args.partition_sources)
+        return
 
     root = Path(scratch("bench-driver-mem-"))
     prefect_home = scratch("bench-prefect-")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import combinations
@@ -74,9 +75,13 @@ class Duplicate:
         return self.kept_source_uri, float(self.kept_start_s), self.duplicate_of, self.kept_partition
 
 
-def clip_signature(clip: Clip, partition: int) -> MediaSignature:
-    """The signature of a decoded clip: a still's own dHash, a video's first sampled frame's; none for audio."""
-    picture = dhash(clip.frame_paths[0]) if clip.kind != "audio" and clip.frame_paths else None
+def clip_signature(clip: Clip, partition: int, first_frame: bytes | None = None) -> MediaSignature:
+    """The signature of a decoded clip: a still's own dHash, a video's first sampled frame's; none for audio.
+
+    ``first_frame`` holds that frame's bytes when they are in memory (the clip's paths are then not read)."""
+    picture = None
+    if clip.kind != "audio" and clip.frame_paths:
+        picture = dhash(io.BytesIO(first_frame) if first_frame is not None else clip.frame_paths[0])
     return MediaSignature(clip_id=clip.clip_id, partition=partition, source_uri=clip.source_uri,
                           start_s=clip.start_s, kind=clip.kind, media_id=clip.media_id, picture_hash=picture)
 

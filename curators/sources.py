@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from schemas.media import SourceItem
@@ -22,7 +23,12 @@ def is_remote(uri: str) -> bool:
 
 
 def list_sources(input: str) -> list[SourceItem]:
-    """The items named by ``input``, sorted by URI.
+    """The items named by ``input`` (see ``iter_sources``), sorted by URI (equal URIs in listing order)."""
+    return sorted(iter_sources(input), key=lambda item: item.uri)
+
+
+def iter_sources(input: str) -> Iterator[SourceItem]:
+    """The items named by ``input``, one at a time in listing order (not sorted), never all held at once.
 
     A directory is walked recursively (hidden files and known sidecars skipped; every other file is an
     item, so one of a foreign type is quarantined rather than ignored). A ``.csv``/``.parquet``/``.jsonl``
@@ -41,47 +47,43 @@ def list_sources(input: str) -> list[SourceItem]:
     if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
         return _read_manifest(str(path))
     if path.is_file():
-        return [SourceItem(uri=str(path))]
+        return iter([SourceItem(uri=str(path))])
     raise FileNotFoundError(f"input {input!r} is neither a directory, a manifest nor a bucket prefix")
 
 
-def _walk_directory(root: Path) -> list[SourceItem]:
-    items = []
+def _walk_directory(root: Path) -> Iterator[SourceItem]:
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
-            if name.startswith(".") or name in SIDECAR_NAMES:
-                continue
-            items.append(SourceItem(uri=str(Path(folder) / name)))
-    return sorted(items, key=lambda item: item.uri)
+            if not name.startswith(".") and name not in SIDECAR_NAMES:
+                yield SourceItem(uri=str(Path(folder) / name))
 
 
-def _list_bucket(prefix: str) -> list[SourceItem]:
+def _list_bucket(prefix: str) -> Iterator[SourceItem]:
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(prefix)
     protocol = prefix.split("://", 1)[0]
-    items = []
-    for key in fs.find(root):
+    for key in fs.find(root):  # fsspec lists a prefix whole (its directory cache holds it anyway)
         name = key.rsplit("/", 1)[-1]
-        if name.startswith(".") or name in SIDECAR_NAMES:
-            continue
-        items.append(SourceItem(uri=f"{protocol}://{key.lstrip('/')}"))
-    return sorted(items, key=lambda item: item.uri)
+        if not name.startswith(".") and name not in SIDECAR_NAMES:
+            yield SourceItem(uri=f"{protocol}://{key.lstrip('/')}")
 
 
-def _manifest_rows(uri: str) -> list[dict]:
+def _manifest_rows(uri: str) -> Iterator[dict]:
     import fsspec
 
     if uri.endswith(".parquet"):
         import pyarrow.parquet as pq
 
         with fsspec.open(uri, "rb") as fh:
-            return pq.read_table(fh).to_pylist()
+            for batch in pq.ParquetFile(fh).iter_batches():
+                yield from batch.to_pylist()
+        return
     with fsspec.open(uri, "rt", encoding="utf-8") as fh:
         if uri.endswith(".csv"):
-            return list(csv.DictReader(fh))
-        rows = []
+            yield from csv.DictReader(fh)
+            return
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -91,14 +93,12 @@ def _manifest_rows(uri: str) -> list[dict]:
                 raise SchemaError(f"line {number}", f"not valid JSON: {exc}") from None
             if not isinstance(row, dict):
                 raise SchemaError(f"line {number}", "must be a JSON object")
-            rows.append(row)
-        return rows
+            yield row
 
 
-def _read_manifest(uri: str) -> list[SourceItem]:
+def _read_manifest(uri: str) -> Iterator[SourceItem]:
     rows = _manifest_rows(uri)
     base = uri.rsplit("/", 1)[0] if is_remote(uri) else str(Path(uri).resolve().parent)
-    items = []
     for number, row in enumerate(rows, start=1):
         column = next((c for c in URI_COLUMNS if row.get(c)), None)
         if column is None:
@@ -108,8 +108,7 @@ def _read_manifest(uri: str) -> list[SourceItem]:
         if not is_remote(target) and not os.path.isabs(target):
             target = f"{base}/{target}" if is_remote(uri) else str(Path(base) / target)
         metadata = {k: str(v) for k, v in row.items() if k != column and v is not None and str(v) != ""}
-        items.append(SourceItem(uri=target, metadata=metadata))
-    return sorted(items, key=lambda item: item.uri)
+        yield SourceItem(uri=target, metadata=metadata)
 
 
 def local_copy(uri: str, cache_dir: str | Path | None) -> Path:

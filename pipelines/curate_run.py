@@ -22,7 +22,7 @@ from pipelines.dataset.location import DatasetLocation, as_location
 from pipelines.dataset.writer import PartitionFragment, commit_partitions, write_partition
 from pipelines.eval_stage import EvalShare
 from pipelines.media_resume import (STAGE, PartitionMedia, load_partition_media, partition_dir, partition_ledger,
-                                    run_partition_media, source_keys)
+                                    partition_signatures, run_partition_media, source_keys)
 from pipelines.partitions import PartitionPlan, partition_sources, stage_partitions
 from pipelines.run_ledger import fingerprint, ledger_schema, ledger_table
 from schemas.config import CurateConfig
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 COMMITS_DIR = "commits"
 MAX_DEDUP_BUCKETS = 16
 """Reducers of the cross-partition duplicate search (the answer does not depend on their number)."""
+PROGRESS_POLL_S = 5.0
+"""How often the driver asks the progress counter while partition tasks run (each ask is an actor call)."""
 
 
 class CurateFailed(RuntimeError):
@@ -87,16 +89,17 @@ def _in_flight(cfg: CurateConfig) -> int:
 
 
 def _bounded(submit: Callable[[int], ray.ObjectRef], partitions: Iterable[int], limit: int,
-             done: Callable[[object], None], tick: Callable[[], None] = lambda: None) -> None:
+             done: Callable[[object], None], tick: Callable[[], None] | None = None) -> None:
     """Keep at most ``limit`` partition tasks running; hand each result to ``done`` as it arrives, and call
-    ``tick`` about once a second while waiting (progress)."""
+    ``tick`` every ``PROGRESS_POLL_S`` while waiting (progress)."""
     pending: list[ray.ObjectRef] = []
 
     def wait_one() -> None:
         nonlocal pending
         while True:
-            ready, pending = ray.wait(pending, num_returns=1, timeout=1.0)
-            tick()
+            ready, pending = ray.wait(pending, num_returns=1, timeout=PROGRESS_POLL_S if tick else None)
+            if tick:
+                tick()
             if ready:
                 done(ray.get(ready[0]))
                 return
@@ -140,13 +143,16 @@ def _media_partition(cfg: CurateConfig, partition: int, buckets: int, actors, pr
     work = work_location(cfg)
     sources = partition_sources(work, partition)
     summary = run_partition_media(cfg, partition, sources, actors, work, batch_size=cfg.batch_size,
-                                  on_batch=progress.add.remote)
-    scratch = tempfile.mkdtemp(prefix="omnicurate-partition-")
-    try:
-        media = load_partition_media(cfg, partition, sources, work, scratch)
-        write_signatures(work, partition, [clip_signature(c.clip, partition) for c in media.clips], buckets)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+                                  on_batch=progress.add.remote if progress is not None else None)
+    signatures = partition_signatures(cfg, partition, sources, work)
+    if signatures is None:  # media staged by an older version carry no signatures: hash the staged bytes
+        scratch = tempfile.mkdtemp(prefix="omnicurate-partition-")
+        try:
+            media = load_partition_media(cfg, partition, sources, work, scratch)
+            signatures = [clip_signature(c.clip, partition) for c in media.clips]
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    write_signatures(work, partition, signatures, buckets)
     return summary
 
 
@@ -162,23 +168,25 @@ def run_media_phase(cfg: CurateConfig, plan: PartitionPlan, progress: bool = Tru
     totals = MediaTotals()
     bar = _progress(plan.sources, "media", progress)
     options = _storage_options(cfg)
-    counter = ProgressCounter.remote()
+    counter = ProgressCounter.remote() if progress else None  # no bar, no counter to ask
 
     def tick() -> None:
-        if progress:
-            bar.update(ray.get(counter.total.remote()) - bar.n)
+        bar.update(ray.get(counter.total.remote()) - bar.n)
 
     def done(summary: PartitionMedia) -> None:
         totals.partitions.append(summary)
-        tick()
-        bar.set_postfix(partitions=f"{len(totals.partitions)}/{plan.count}", failed=totals.failed)
+        if counter is not None:
+            tick()
+            bar.set_postfix(partitions=f"{len(totals.partitions)}/{plan.count}", failed=totals.failed)
 
     try:
         _bounded(lambda p: _media_partition.options(**options).remote(cfg, p, dedup_buckets(plan), actors, counter),
-                 (p for p in range(plan.count) if plan.sizes[p]), _in_flight(cfg), done, tick)
+                 (p for p in range(plan.count) if plan.sizes[p]), _in_flight(cfg), done,
+                 tick if counter is not None else None)
     finally:
         release_media_actors()
-        ray.kill(counter)
+        if counter is not None:
+            ray.kill(counter)
         bar.close()
     totals.partitions.sort(key=lambda p: p.partition)
     return totals

@@ -1,8 +1,9 @@
 """One partition's media work, batch by batch, staged and recorded on the dataset's own storage.
 
-Each batch of sources goes through the media stage; its decoded bytes are written as one staging file and
-then its ledger batch, so a kill leaves a batch either whole or absent and a resumed run (on any machine)
-starts at the first unfinished source. A batch that fails after retries marks its sources ``failed`` with
+Each batch of sources goes through the media stage; its decoded bytes are written as one staging file (its
+footer carries the clips' dedup signatures, hashed from the bytes in memory) and then its ledger batch, so a
+kill leaves a batch either whole or absent and a resumed run (on any machine) starts at the first unfinished
+source. A batch that fails after retries marks its sources ``failed`` with
 the error class; the run goes on with the rest and ``omnicurate retry --failed`` re-runs exactly those.
 """
 
@@ -20,13 +21,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curators.media_dedup import MediaSignature, clip_signature
 from pipelines.clip_bundles import check_clip_id, check_file_name, located_clip
 from pipelines.dataset.location import DatasetLocation
 from pipelines.ray_runtime import is_transient
 from pipelines.run_ledger import LedgerEntry, RunLedger, fingerprint, source_fingerprint
 from schemas.config import CurateConfig
 from schemas.media import AnnotatedClip, QuarantineRecord, SourceItem
-from schemas.validation import from_dict, to_json
+from schemas.validation import from_dict, to_dict, to_json
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ PROGRAMMING_ERRORS = (TypeError, AttributeError, NameError, ImportError, SyntaxE
 LEDGER_DIR = "ledger"
 STAGED_MEDIA_DIR = "media"
 _BLOBS = pa.schema([("clip_id", pa.string()), ("name", pa.string()), ("data", pa.large_binary())])
+SIGNATURES_KEY = b"omnicurate.signatures"
+"""Schema metadata of a staging file: its clips' dedup signatures (JSON), read back without the bytes."""
 
 
 def partition_dir(partition: int) -> str:
@@ -130,7 +134,8 @@ def _run_batch(run_media_stage, cfg: CurateConfig, partition: int, batch: list[S
             log.warning("media batch of %d sources failed: %s: %s", len(batch), type(exc).__name__, exc)
             return [LedgerEntry(item=keys[s.uri], uri=s.uri, stage=STAGE, status="failed",
                                 error_class=type(exc).__name__, detail=error_detail(exc)) for s in batch], {}
-    blobs = _stage_bytes(work, partition, result.files) if result.files else ""
+    signatures = [clip_signature(c.clip, partition, first_frame=_first_frame(c, result.files)) for c in result.clips]
+    blobs = _stage_bytes(work, partition, result.files, signatures) if result.files else ""
     clips_by_uri: dict[str, list[AnnotatedClip]] = defaultdict(list)
     for clip in result.clips:
         clips_by_uri[clip.clip.source_uri].append(clip)
@@ -156,11 +161,19 @@ def error_detail(exc: BaseException, limit: int = 500) -> str:
     return text[:limit]
 
 
-def _stage_bytes(work: DatasetLocation, partition: int, files: dict[str, dict[str, bytes]]) -> str:
-    """One Parquet file of (clip id, file name, bytes) for a batch; returns its name."""
+def _first_frame(clip: AnnotatedClip, files: dict[str, dict[str, bytes]]) -> bytes | None:
+    frames = clip.clip.frame_paths  # the media stage's clips name their files, the bytes are in ``files``
+    return files[clip.clip.clip_id][frames[0]] if frames else None
+
+
+def _stage_bytes(work: DatasetLocation, partition: int, files: dict[str, dict[str, bytes]],
+                 signatures: list[MediaSignature]) -> str:
+    """One Parquet file of (clip id, file name, bytes) for a batch, its clips' signatures in its schema's
+    metadata; returns its name."""
     rows = sorted((cid, check_file_name(name), data) for cid, named in files.items() for name, data in named.items())
+    metadata = {SIGNATURES_KEY: json.dumps([to_dict(sig) for sig in signatures], sort_keys=True)}
     table = pa.table({"clip_id": [r[0] for r in rows], "name": [r[1] for r in rows], "data": [r[2] for r in rows]},
-                     schema=_BLOBS)
+                     schema=_BLOBS.with_metadata(metadata))
     name = f"{uuid.uuid4().hex}.parquet"
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="none")  # media bytes are compressed already
@@ -180,12 +193,34 @@ def _tally(partition: int, entries: dict[str, LedgerEntry], keys: dict[str, str]
                           counters=counters)
 
 
+def _partition_entries(cfg: CurateConfig, partition: int, sources: list[SourceItem],
+                       work: DatasetLocation) -> list[LedgerEntry]:
+    """The ledger entries of the partition's sources, by URI."""
+    keys = source_keys(cfg, sources)
+    entries = partition_ledger(work, partition).entries(STAGE)
+    return sorted((entries[k] for k in set(keys.values()) if k in entries), key=lambda e: e.uri)
+
+
+def partition_signatures(cfg: CurateConfig, partition: int, sources: list[SourceItem],
+                         work: DatasetLocation) -> list[MediaSignature] | None:
+    """The dedup signatures of the partition's clips, in ``load_partition_media``'s order, from the staging files'
+    footers (their bytes are not read); None when a staging file carries none (staged by an older version)."""
+    wanted = [(entry.blobs, raw["clip"]["clip_id"]) for entry in _partition_entries(cfg, partition, sources, work)
+              if entry.status == "done" for raw in json.loads(entry.result)]
+    staged: dict[str, dict[str, MediaSignature]] = {}
+    for blobs in sorted({blobs for blobs, _ in wanted}):
+        with work.open(STAGED_MEDIA_DIR, partition_dir(partition), blobs) as f:
+            raw = (pq.read_schema(f).metadata or {}).get(SIGNATURES_KEY)
+        if raw is None:
+            return None
+        staged[blobs] = {sig.clip_id: sig for sig in (from_dict(MediaSignature, s) for s in json.loads(raw))}
+    return [staged[blobs][clip_id] for blobs, clip_id in wanted]
+
+
 def load_partition_media(cfg: CurateConfig, partition: int, sources: list[SourceItem], work: DatasetLocation,
                          scratch: str | Path) -> MediaOutcome:
     """The partition's ledger results in a deterministic order, their clips' files written under ``scratch``."""
-    keys = source_keys(cfg, sources)
-    entries = partition_ledger(work, partition).entries(STAGE)
-    mine = sorted((entries[k] for k in set(keys.values()) if k in entries), key=lambda e: e.uri)
+    mine = _partition_entries(cfg, partition, sources, work)
     clips: list[AnnotatedClip] = []
     quarantine: list[QuarantineRecord] = []
     failed: list[LedgerEntry] = []

@@ -194,7 +194,9 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
                             "asr", index, f"{slot}:{clip.clip_id}")
                         state.waiting += 1
                     if clip.frame_paths:
-                        frames = ray.put(narrowed(bundle, "frames"))
+                        frames = narrowed(bundle, "frames")  # small frames travel inside the task itself
+                        if captioners:
+                            frames = ray.put(frames)  # stored once for both receivers
                         pending[visual_task.options(**light).remote(frames, cfg.visual)] = (
                             "visual", index, clip.clip_id)
                         state.waiting += 1

@@ -8,12 +8,15 @@ same output, on any number of nodes.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
-
-from curators.sources import list_sources
+from curators.sources import iter_sources
 from pipelines.dataset.location import DatasetLocation
 from schemas.config import CurateConfig
 from schemas.media import SourceItem
@@ -40,9 +43,20 @@ class PartitionPlan:
         return sum(self.sizes)
 
 
+SPILL_PARTITION_BYTES = 1 << 16
+"""Listing lines a partition buffers in the driver before they are appended to its spill file."""
+SPILL_TOTAL_BYTES = 1 << 23
+"""Listing lines all partitions buffer together before every buffer is flushed (many partitions, little memory)."""
+
+
+def uri_hash(uri: str) -> int:
+    """A source's 64-bit hash, the same in every process (unlike Python's ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(uri.encode(), digest_size=8).digest(), "big")
+
+
 def partition_of(uri: str, count: int) -> int:
     """Stable partition of a source: a hash of its URI, independent of Python's hash seed."""
-    return int.from_bytes(hashlib.blake2b(uri.encode(), digest_size=8).digest(), "big") % count
+    return uri_hash(uri) % count
 
 
 def partition_count(cfg: CurateConfig, sources: int) -> int:
@@ -53,25 +67,99 @@ def _sources_file(partition: int) -> str:
     return f"p{partition:05d}.jsonl"
 
 
-def stage_partitions(cfg: CurateConfig, work: DatasetLocation) -> PartitionPlan:
-    """List the input, hash every source into its partition and stage each partition's list on ``work``.
+@dataclass(slots=True)
+class _Listed:
+    """What the driver keeps of the listing as it streams past: two numbers."""
 
-    The driver holds the listing and one partition's lines at a time, never every source's line at once.
-    """
+    sources: int = 0
+    sound: bool = False
+
+
+class _PartitionSpill:
+    """Each partition's listing lines on local scratch: buffered in memory up to ``partition_bytes`` per partition
+    (and ``total_bytes`` for all), then appended to the partition's spill file."""
+
+    def __init__(self, folder: Path, partition_bytes: int, total_bytes: int):
+        self.folder, self.partition_bytes, self.total_bytes = folder, partition_bytes, total_bytes
+        self.buffers: defaultdict[int, list[str]] = defaultdict(list)
+        self.buffered: defaultdict[int, int] = defaultdict(int)
+        self.total = 0
+
+    def add(self, partition: int, line: str) -> None:
+        self.buffers[partition].append(line)
+        self.buffered[partition] += len(line)
+        self.total += len(line)
+        if self.buffered[partition] >= self.partition_bytes:
+            self._flush(partition)
+        if self.total >= self.total_bytes:
+            for held in list(self.buffers):
+                self._flush(held)
+
+    def _flush(self, partition: int) -> None:
+        with open(self.folder / _sources_file(partition), "a", encoding="utf-8") as f:
+            f.writelines(self.buffers.pop(partition))
+        self.total -= self.buffered.pop(partition)
+
+    def lines(self, partition: int) -> list[str]:
+        """The partition's lines in the order they were added."""
+        if partition in self.buffers:
+            self._flush(partition)
+        path = self.folder / _sources_file(partition)
+        if not path.exists():
+            return []
+        with open(path, encoding="utf-8") as f:
+            return f.readlines()
+
+
+def _hashed_listing(input: str, listed: _Listed) -> Iterator[tuple[int, str]]:
+    """Each source's URI hash and staged line, in listing order; ``listed`` counts them as they pass."""
     from pipelines.media_stage import may_carry_sound
 
-    items = list_sources(cfg.input)
-    count = partition_count(cfg, len(items))
-    sound = any(map(may_carry_sound, items))
-    of = np.fromiter((partition_of(item.uri, count) for item in items), dtype=np.int64, count=len(items))
-    order = np.argsort(of, kind="stable")  # listing order (by URI) within each partition
-    ends = np.searchsorted(of[order], np.arange(1, count + 1))
-    start = 0
-    for partition, end in enumerate(ends.tolist()):
-        rows = [to_json(items[index]) for index in order[start:end].tolist()]
-        work.write_bytes((SOURCES_DIR, _sources_file(partition)), "".join(f"{row}\n" for row in rows).encode())
-        start = end
-    return PartitionPlan(sizes=np.diff(ends, prepend=0).tolist(), sound=sound)
+    for item in iter_sources(input):
+        listed.sources += 1
+        listed.sound = listed.sound or may_carry_sound(item)
+        yield uri_hash(item.uri), f"{to_json(item)}\n"
+
+
+def _spilled(rows: Iterator[tuple[int, str]], path: Path) -> Iterator[tuple[int, str]]:
+    """Spill ``rows`` whole to ``path`` now (so they are counted), and read them back one by one."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(f"{key}\t{line}" for key, line in rows)
+    return _read_spilled(path)
+
+
+def _read_spilled(path: Path) -> Iterator[tuple[int, str]]:
+    with open(path, encoding="utf-8") as f:
+        for row in f:
+            key, line = row.split("\t", 1)  # a staged line is JSON: a tab inside it is escaped
+            yield int(key), line
+
+
+def stage_partitions(cfg: CurateConfig, work: DatasetLocation, *, partition_bytes: int = SPILL_PARTITION_BYTES,
+                     total_bytes: int = SPILL_TOTAL_BYTES) -> PartitionPlan:
+    """List the input, hash every source into its partition and stage each partition's list on ``work``.
+
+    The listing streams through the driver: each source's line goes to its partition's buffer, spilled to local
+    scratch when full (see ``_PartitionSpill``); then each partition's lines are sorted by URI (equal URIs in
+    listing order) and staged, one partition at a time. The driver never holds the whole listing. With
+    ``partitions: 0`` the count follows from the number of sources, so the listing is spilled once to count it.
+    """
+    with tempfile.TemporaryDirectory(prefix="omnicurate-listing-") as scratch:
+        listed = _Listed()
+        rows = _hashed_listing(cfg.input, listed)
+        if not cfg.partitions:
+            rows = _spilled(rows, Path(scratch) / "listing.tsv")
+        count = partition_count(cfg, listed.sources)
+        spill = _PartitionSpill(Path(scratch), partition_bytes, total_bytes)
+        sizes = [0] * count
+        for key, line in rows:
+            partition = key % count
+            sizes[partition] += 1
+            spill.add(partition, line)
+        for partition in range(count):
+            lines = sorted(spill.lines(partition), key=lambda line: json.loads(line)["uri"])
+            work.write_bytes((SOURCES_DIR, _sources_file(partition)), "".join(lines).encode())
+    return PartitionPlan(sizes=sizes, sound=listed.sound)
 
 
 def partition_sources(work: DatasetLocation, partition: int) -> list[SourceItem]:

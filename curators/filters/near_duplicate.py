@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import BinaryIO, ClassVar
 
 import numpy as np
 
@@ -41,11 +41,11 @@ def minhash(text: str) -> np.ndarray:
     return hashed.min(axis=1)
 
 
-def dhash(image_path: str, size: int = 8) -> int:
-    """64-bit difference hash: bright/dark gradients of a 9x8 greyscale thumbnail."""
+def dhash(image: str | BinaryIO, size: int = 8) -> int:
+    """64-bit difference hash: bright/dark gradients of a 9x8 greyscale thumbnail (of a file, or its bytes)."""
     from PIL import Image
 
-    with Image.open(image_path) as img:
+    with Image.open(image) as img:
         pixels = np.asarray(img.convert("L").resize((size + 1, size), Image.BILINEAR), dtype=np.int16)
     bits = (pixels[:, 1:] > pixels[:, :-1]).flatten()
     return int("".join("1" if b else "0" for b in bits), 2)

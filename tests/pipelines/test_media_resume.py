@@ -1,0 +1,37 @@
+"""A partition's media work keeps its clips' dedup signatures with the staged bytes."""
+
+from pathlib import Path
+
+from curators.corpus_synth import synth_corpus
+from curators.media_dedup import clip_signature
+from pipelines import media_actors
+from pipelines.dataset.location import as_location
+from pipelines.media_resume import load_partition_media, partition_signatures, run_partition_media
+from pipelines.partitions import partition_sources, stage_partitions
+from schemas.config import CurateConfig
+
+
+def test_signatures_from_the_decoded_bytes_match_those_of_the_unstaged_clips(tmp_path: Path, ray_local):
+    corpus = tmp_path / "corpus"
+    synth_corpus(corpus, seed=3, videos=2, audio=1, images=3)
+    cfg = CurateConfig(input=str(corpus), output=str(tmp_path / "out"), partitions=1)
+    work = as_location(cfg.work_path)
+    stage_partitions(cfg, work)
+    sources = partition_sources(work, 0)
+    actors = media_actors.start_media_actors(cfg, ray_local.cluster_resources())
+    try:
+        run_partition_media(cfg, 0, sources, actors, work, batch_size=2)
+    finally:
+        media_actors.release_media_actors()
+    unstaged = load_partition_media(cfg, 0, sources, work, tmp_path / "scratch").clips
+    expected = [clip_signature(c.clip, 0) for c in unstaged]
+    assert len(work.listdir("media", "p00000")) == 3, "one staging file per batch"
+    assert partition_signatures(cfg, 0, sources, work) == expected
+    assert {s.kind for s in expected} == {"image", "video", "audio"}
+    assert all((s.picture_hash is None) == (s.kind == "audio") for s in expected)
+    # a staging file written before signatures were kept: the caller is told to hash the staged bytes instead
+    import pyarrow.parquet as pq
+
+    staged = tmp_path / "out" / ".work" / "media" / "p00000" / sorted(work.listdir("media", "p00000"))[0]
+    pq.write_table(pq.read_table(staged).replace_schema_metadata(None), staged)
+    assert partition_signatures(cfg, 0, sources, work) is None
