@@ -22,7 +22,7 @@ from pipelines.dataset.location import DatasetLocation, as_location
 from pipelines.dataset.writer import PartitionFragment, commit_partitions, write_partition
 from pipelines.eval_stage import EvalShare
 from pipelines.media_resume import (STAGE, PartitionMedia, load_partition_media, partition_dir, partition_ledger,
-                                    partition_signatures, run_partition_media, source_keys)
+                                    run_partition_media, source_keys, staged_signatures)
 from pipelines.partitions import PartitionPlan, partition_sources, stage_partitions
 from pipelines.run_ledger import fingerprint, ledger_schema, ledger_table
 from schemas.config import CurateConfig
@@ -144,7 +144,7 @@ def _media_partition(cfg: CurateConfig, partition: int, buckets: int, actors, pr
     sources = partition_sources(work, partition)
     summary = run_partition_media(cfg, partition, sources, actors, work, batch_size=cfg.batch_size,
                                   on_batch=progress.add.remote if progress is not None else None)
-    signatures = partition_signatures(cfg, partition, sources, work)
+    signatures = staged_signatures(cfg, partition, sources, work)
     if signatures is None:  # media staged by an older version carry no signatures: hash the staged bytes
         scratch = tempfile.mkdtemp(prefix="omnicurate-partition-")
         try:

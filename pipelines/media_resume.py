@@ -201,7 +201,7 @@ def _partition_entries(cfg: CurateConfig, partition: int, sources: list[SourceIt
     return sorted((entries[k] for k in set(keys.values()) if k in entries), key=lambda e: e.uri)
 
 
-def partition_signatures(cfg: CurateConfig, partition: int, sources: list[SourceItem],
+def staged_signatures(cfg: CurateConfig, partition: int, sources: list[SourceItem],
                          work: DatasetLocation) -> list[MediaSignature] | None:
     """The dedup signatures of the partition's clips, in ``load_partition_media``'s order, from the staging files'
     footers (their bytes are not read); None when a staging file carries none (staged by an older version)."""

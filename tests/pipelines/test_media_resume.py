@@ -6,7 +6,7 @@ from curators.corpus_synth import synth_corpus
 from curators.media_dedup import clip_signature
 from pipelines import media_actors
 from pipelines.dataset.location import as_location
-from pipelines.media_resume import load_partition_media, partition_signatures, run_partition_media
+from pipelines.media_resume import load_partition_media, run_partition_media, staged_signatures
 from pipelines.partitions import partition_sources, stage_partitions
 from schemas.config import CurateConfig
 
@@ -26,7 +26,7 @@ def test_signatures_from_the_decoded_bytes_match_those_of_the_unstaged_clips(tmp
     unstaged = load_partition_media(cfg, 0, sources, work, tmp_path / "scratch").clips
     expected = [clip_signature(c.clip, 0) for c in unstaged]
     assert len(work.listdir("media", "p00000")) == 3, "one staging file per batch"
-    assert partition_signatures(cfg, 0, sources, work) == expected
+    assert staged_signatures(cfg, 0, sources, work) == expected
     assert {s.kind for s in expected} == {"image", "video", "audio"}
     assert all((s.picture_hash is None) == (s.kind == "audio") for s in expected)
     # a staging file written before signatures were kept: the caller is told to hash the staged bytes instead
@@ -34,4 +34,4 @@ def test_signatures_from_the_decoded_bytes_match_those_of_the_unstaged_clips(tmp
 
     staged = tmp_path / "out" / ".work" / "media" / "p00000" / sorted(work.listdir("media", "p00000"))[0]
     pq.write_table(pq.read_table(staged).replace_schema_metadata(None), staged)
-    assert partition_signatures(cfg, 0, sources, work) is None
+    assert staged_signatures(cfg, 0, sources, work) is None
