@@ -25,7 +25,7 @@ from curators.dialogue_plan import DialoguePlan
 from curators.dialogue_write import WrittenDialogue
 from curators.writers.chat_client import ChatClient, UsageCounter, json_schema_format
 from curators.writers.grounding import answer_parts, mentions
-from curators.writers.rewrite import REFERENCE_WORDS, ChatMessages, TurnDraft, normalize, rewrite_dialogues
+from curators.writers.rewrite import ChatMessages, TurnDraft, kept_words, rewrite_dialogues
 from schemas.config import DialogueConfig
 from schemas.dialogue import Dialogue
 from schemas.media import AnnotatedClip
@@ -130,7 +130,7 @@ class MediaTurnPrompt:
         if keys:
             rules.append(f"The answer and the answer key must contain: {', '.join(repr(k) for k in keys)}; the "
                          f"question must not.")
-        kept = [w for w in normalize(draft.question).split() if w in REFERENCE_WORDS]
+        kept = kept_words(draft.question)
         if kept:
             rules.append(f"The question must keep the words: {', '.join(kept)}.")
         parts.append(text_part(f"Draft question: {draft.question}\nDraft answer: {draft.answer}\n"

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-PHRASEBOOK_VERSION = "3"
+PHRASEBOOK_VERSION = "4"
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,16 @@ class KindPhrases:
     """``{a}`` is the grounded answer; ``{subj}`` and the verb slots follow the tense."""
     recallable: bool = True
     """False where the answer word also names things in ordinary questions, so memory of it cannot be isolated."""
+    ask_current_span: tuple[str, ...] = ()
+    """Asked instead of ``ask_current`` when the fact holds over part of the clip: ``{start}`` and ``{end}`` are
+    its seconds (a clip's several caption events are told apart by their time only)."""
+    ask_memory_span: tuple[str, ...] = ()
+    """Likewise for ``ask_memory``."""
+
+    def asks(self, *, memory: bool, span: bool) -> tuple[str, ...]:
+        """The questions for a fact over part of the clip (``span``) or over all of it."""
+        spanned = self.ask_memory_span if memory else self.ask_current_span
+        return spanned if span and spanned else self.ask_memory if memory else self.ask_current
 
 
 KIND_PHRASES: dict[str, KindPhrases] = {
@@ -64,7 +74,11 @@ KIND_PHRASES: dict[str, KindPhrases] = {
     "caption": KindPhrases(
         ("What does this {noun} show?", "Describe what you see in this {noun}."),
         ("What did {ref} show?", "What was in {ref}?"),
-        ("{Subj} {shows} {a}.", "I {see} {a}.")),
+        ("{Subj} {shows} {a}.", "I {see} {a}."),
+        ask_current_span=("What happens between {start} and {end} seconds into this {noun}?",
+                          "Describe what you see from {start} to {end} seconds in this {noun}."),
+        ask_memory_span=("What happened between {start} and {end} seconds into {ref}?",
+                         "What did {ref} show from {start} to {end} seconds in?")),
     "metadata": KindPhrases(
         ("What does the metadata of this {noun} say?",),
         ("What did the metadata of {ref} say?",),

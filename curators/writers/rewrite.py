@@ -16,7 +16,7 @@ from curators.writers.template import TemplateWriter
 from schemas.dialogue import ContentPart, Dialogue, Message, Turn, Verdict
 from schemas.media import AnnotatedClip
 
-REWRITE_PROMPT_VERSION = "1"
+REWRITE_PROMPT_VERSION = "2"
 WRITER_VALIDATION = "writer_validation"
 """Name of the verdict a model writer adds: it always passes (a refused rewrite keeps the template turn), its
 detail names the turns kept and why."""
@@ -33,6 +33,7 @@ FACT_WORDS = frozenset([
 """Words that state a fact; a rewrite may only use those its draft already used."""
 REFERENCE_WORDS = frozenset(NUMBER_WORDS) | frozenset(ORDINALS)
 """Words that say which earlier turn a memory question means; a rewrite must keep them."""
+_NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
 _QUESTION_RE = re.compile(r"^[\s*_#]*question[\s*_]*:[\s*_]*(.+)$", re.IGNORECASE | re.MULTILINE)
 _ANSWER_RE = re.compile(r"^[\s*_#]*answer[\s*_]*:[\s*_]*(.+)$", re.IGNORECASE | re.MULTILINE)
 
@@ -52,6 +53,13 @@ class TurnDraft:
     """A planted personal statement that must stay verbatim ahead of the question."""
     question: str
     answer: str
+
+
+def kept_words(question: str) -> list[str]:
+    """What a rewrite of ``question`` must keep: the words saying which earlier turn it means, and the numbers
+    saying which part of a clip (the seconds a caption event or a sentence spans)."""
+    words = [w for w in normalize(question).split() if w in REFERENCE_WORDS] + _NUMBER_RE.findall(question)
+    return list(dict.fromkeys(words))
 
 
 def rewrite_prompt_hash() -> str:
@@ -76,7 +84,7 @@ def chat_request(draft: TurnDraft) -> ChatMessages:
     keys = answer_parts(draft.turn)
     rules = [f"The answer must contain: {', '.join(repr(k) for k in keys)}.",
              f"The question must not contain: {', '.join(repr(k) for k in keys)}."]
-    kept = [w for w in normalize(draft.question).split() if w in REFERENCE_WORDS]
+    kept = kept_words(draft.question)
     if kept:
         rules.append(f"The question must keep the words: {', '.join(kept)}.")
     body = f"Question: {draft.question}\nAnswer: {draft.answer}\n" + " ".join(rules)
@@ -122,7 +130,7 @@ def validate_rewrite(draft: TurnDraft, question: str, answer: str) -> str:
     if leaked:
         return f"question contains the answer {leaked[0]!r}"
     original = set(normalize(f"{draft.question} {draft.answer}").split())
-    lost = [w for w in normalize(draft.question).split() if w in REFERENCE_WORDS and w not in normalize(question).split()]
+    lost = [w for w in kept_words(draft.question) if w not in kept_words(question)]
     if lost:
         return f"question lost the reference {lost[0]!r}"
     new_words = set(normalize(f"{question} {answer}").split()) - original

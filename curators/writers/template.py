@@ -155,13 +155,26 @@ class _TemplateRun:
         return noun, clip.kind
 
     def _times(self, fact: Fact) -> dict[str, str]:
-        """``{span}`` for sentences and ``{at}`` for words, so a question names which one it means."""
+        """``{span}`` for sentences, ``{at}`` for words, ``{start}``/``{end}`` for a part of the clip (a caption
+        event), so a question names which one it means."""
         span = at = ""
         if fact.kind == "spoken_text" and fact.start_s is not None and fact.end_s is not None:
             span = f" between {fact.start_s:.1f} and {fact.end_s:.1f} seconds"
         if fact.kind == "spoken_keyword" and fact.start_s is not None:
             at = f" at about {fact.start_s:.1f} seconds"
-        return {"span": span, "at": at}
+        start, end = (f"{round(t, 1):g}" for t in (fact.start_s or 0.0, fact.end_s or 0.0))
+        return {"span": span, "at": at, "start": start, "end": end}
+
+    def _over_part(self, fact: Fact) -> bool:
+        """Whether the fact holds over part of its clip only (a still image's or a whole-clip caption does not)."""
+        if fact.start_s is None or fact.end_s is None or fact.end_s <= fact.start_s:
+            return False
+        clip = self.clips[fact.clip_id].clip
+        return fact.start_s > 0.05 or fact.end_s < clip.end_s - clip.start_s - 0.05
+
+    def _question(self, fact: Fact, turn: int, *, memory: bool, **slots: str) -> str:
+        asks = KIND_PHRASES[fact.kind].asks(memory=memory, span=self._over_part(fact))
+        return self._pick(asks, turn).format(**slots, **self._times(fact))
 
     def _answer(self, fact: Fact, turn: int, subj: str, tense: str) -> tuple[str, str]:
         key = fact_answer(fact)
@@ -174,7 +187,7 @@ class _TemplateRun:
         if fact is None:
             return None
         noun, _ = self._media_words(pt.media_clip_id, fact.kind)
-        question = self._pick(KIND_PHRASES[fact.kind].ask_current, pt.index).format(noun=noun, **self._times(fact))
+        question = self._question(fact, pt.index, memory=False, noun=noun)
         answer, key = self._answer(fact, pt.index, "it", "present")
         return _Piece(question, answer, key, [fact.fact_id], kind=fact.kind)
 
@@ -194,7 +207,7 @@ class _TemplateRun:
         noun, _ = self._media_words(planned.clip_id, fact.kind)
         rank = sum(1 for m in self.plan.media if m.turn < media_turn and self.clips[m.clip_id].clip.kind == clip.kind)
         ref_user, ref_assistant = self._media_reference(media_turn, turn, noun, rank)
-        question = self._pick(KIND_PHRASES[fact.kind].ask_memory, turn).format(ref=ref_user, **self._times(fact))
+        question = self._question(fact, turn, memory=True, ref=ref_user)
         answer, key = self._answer(fact, turn, ref_assistant, "past")
         ref = MemoryRef(turn=media_turn, distance=turn - media_turn, member=planned.member,
                         start_s=fact.start_s, end_s=fact.end_s)

@@ -90,3 +90,62 @@ def test_every_long_written_dialogue_reaches_eight_turns_back():
             for plan in plan_dialogues(pool, DialogueConfig(dialogues=4, min_turns=9, max_turns=20), seed):
                 (w,) = writer.write_batch([plan], by_id)
                 assert max(t.memory_distance or 0 for t in w.dialogue.turns) >= 8
+
+
+def _captioned_pool() -> list:
+    """Videos with three caption events each (one of them, a single event over the whole clip), and images
+    with one: caption facts only, so every media question is about a caption."""
+    from dataclasses import replace
+
+    from dialogue_fixtures import annotated_clip
+
+    from schemas.media import Fact
+
+    pool = []
+    for i in range(12):
+        kind = "image" if i % 3 == 2 else "video"
+        base = annotated_clip(i, kind)
+        length = base.clip.end_s - base.clip.start_s
+        if kind == "image":
+            spans = [(0.0, 0.0)]
+        elif i % 3 == 1:
+            spans = [(0.0, length)]
+        else:
+            spans = [(0.0, 2.0), (2.0, 3.5), (3.5, length)]
+        facts = [Fact(fact_id=f"{base.clip.clip_id}-c{n}", clip_id=base.clip.clip_id, kind="caption",
+                      value=f"scene {i} part {n}", source="caption", start_s=start, end_s=end)
+                 for n, (start, end) in enumerate(spans)]
+        pool.append(replace(base, facts=facts, transcript=None))
+    return pool
+
+
+def test_caption_questions_name_the_events_span_and_a_whole_clip_caption_keeps_the_plain_question():
+    from curators.writers.phrasebook import KIND_PHRASES
+    from curators.writers.rewrite import drafts_of, validate_rewrite
+
+    pool = _captioned_pool()
+    by_id = {c.clip.clip_id: c for c in pool}
+    facts = {f.fact_id: f for c in pool for f in c.facts}
+    writer = make_writer(DialogueConfig())
+    plain = {*KIND_PHRASES["caption"].ask_current, *KIND_PHRASES["caption"].ask_memory}
+    asked = Counter()
+    for seed in range(3):
+        for plan in plan_dialogues(pool, DialogueConfig(dialogues=6), seed):
+            (w,) = writer.write_batch([plan], by_id)
+            for turn, draft in zip(w.dialogue.turns, drafts_of(0, w.dialogue)):
+                if len(turn.fact_ids) == 1:  # (a mixed memory turn asks several questions)
+                    fact = facts[turn.fact_ids[0]]
+                    length = by_id[fact.clip_id].clip.end_s
+                    if 0 < fact.end_s < length or fact.start_s > 0:  # one event of several
+                        asked["part"] += 1
+                        start, end = f"{fact.start_s:g}", f"{fact.end_s:g}"
+                        assert (f"between {start} and {end} seconds" in turn.user.text
+                                or f"from {start} to {end} seconds" in turn.user.text), turn.user.text
+                        # a rewrite that drops the span is refused: the question would be ambiguous again
+                        vague = "What happens in this clip?"
+                        assert "lost the reference" in validate_rewrite(draft, vague, draft.answer)
+                    else:
+                        asked["whole"] += 1
+                        assert "seconds" not in turn.user.text, turn.user.text
+                        assert any(p.split("{")[0] in turn.user.text for p in plain), turn.user.text
+    assert asked["part"] > 0 and asked["whole"] > 0, asked
