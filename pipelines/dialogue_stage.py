@@ -81,11 +81,8 @@ def curate_plans(plans: list[DialoguePlan], clips: dict[str, AnnotatedClip], cfg
 
 
 def answer_check(cfg: CurateConfig, writer: DialogueWriter) -> MemoryAnswerCheck | None:
-    """The memory answerer's check (``memory_check``; ``dialogue.validity_answerer: model`` means the writer's
-    model), or None for rules only."""
+    """The memory answerer's check (``memory_check``), or None for rules only."""
     check = cfg.memory_check
-    if check.answerer == "none" and cfg.dialogue.validity_answerer == "model":
-        check = replace(check, answerer="writer")
     cache = writer_cache(cfg)
     return make_answer_check(check, getattr(writer, "complete", None),
                              str(Path(cache).with_name("answerer-cache")) if cache else None)

@@ -188,8 +188,6 @@ class DialogueConfig:
     """Writer actors (local_llm, local_vlm: one GPU each when the cluster has GPUs; endpoints: each with
     ``writer_concurrency`` requests in flight); 0 sizes the pool: one per GPU for a local model on GPUs, else
     one per four CPUs, at least one."""
-    validity_answerer: Literal["rules", "model"] = "rules"
-    """Who tries to answer memory questions from the truncated history: rules, or also the writer's model."""
 
     def __post_init__(self) -> None:
         from schemas.dialogue import QUESTION_TYPES
@@ -215,8 +213,6 @@ class DialogueConfig:
         require(self.writer_timeout_s > 0, "writer_timeout_s", "must be positive")
         require(self.writer_max_retries >= 0, "writer_max_retries", "must not be negative")
         require(self.writer_actors >= 0, "writer_actors", "must be 0 (sized to the cluster) or more")
-        require(self.validity_answerer == "rules" or self.writer != "template", "validity_answerer",
-                "a model answerer needs a model-backed writer (local_llm or endpoint)")
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)
