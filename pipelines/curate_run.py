@@ -436,10 +436,10 @@ def run_commit_phase(cfg: CurateConfig, plan: PartitionPlan, totals: MediaTotals
 def commit_run(cfg: CurateConfig, plan: PartitionPlan, totals: MediaTotals, records: list[CommitRecord],
                duplicates: int) -> Manifest:
     """Each eval set committed, then the manifest over every partition's shards, naming the eval sets, last."""
-    from pipelines.eval_stage import commit_eval_sets
+    from pipelines.eval_stage import EVAL_SETS, commit_eval_sets
 
     eval_sets = commit_eval_sets(cfg, {name: [r.eval_fragments[name] for r in records if name in r.eval_fragments]
-                                       for name in ("memory", "speech")})
+                                       for name in EVAL_SETS})
     extra = {"sources": totals.sources, "clips": sum(p.clips for p in totals.partitions),
              "failed_sources": totals.failed, "partitions": plan.count, "duplicate_clips": duplicates}
     return commit_partitions(cfg.output, [r.fragment for r in records], config_hash=cfg.config_hash(), seed=cfg.seed,

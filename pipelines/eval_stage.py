@@ -31,11 +31,16 @@ class EvalShare:
     speech: int = 0
 
 
+EVAL_SETS = ("memory", "speech")
+"""Every eval set a run can make, each under ``eval/<name>/``."""
+
+
 def wanted_sets(cfg: CurateConfig) -> list[str]:
     """The eval sets this run makes."""
     if not cfg.eval.enabled:
         return []
-    return [name for name, n in (("memory", cfg.eval.memory.dialogues), ("speech", cfg.eval.speech.dialogues)) if n]
+    sizes = {"memory": cfg.eval.memory.dialogues, "speech": cfg.eval.speech.dialogues}
+    return [name for name in EVAL_SETS if sizes[name]]
 
 
 def eval_path(name: str) -> str:
@@ -118,8 +123,16 @@ def write_eval_partition(cfg: CurateConfig, partition: int, name: str, samples: 
 
 def commit_eval_sets(cfg: CurateConfig, fragments: dict[str, list[PartitionFragment]]) -> dict[str, str]:
     """Commit each eval set (manifest last within it) with its merged question and answer-key files; returns
-    where each is, relative to the dataset, for the main manifest."""
+    where each is, relative to the dataset, for the main manifest. A set that an earlier run into this output
+    made and this one does not is removed first (its manifest before its files, so it never reads as a
+    current set), all before the main manifest is written."""
     where = {}
+    for name in sorted(set(EVAL_SETS) - set(wanted_sets(cfg))):
+        location = eval_location(cfg, name)
+        location.remove(MANIFEST_FILE)
+        location.remove()
+    if not wanted_sets(cfg):
+        as_location(cfg.output).remove(EVAL_DIR)
     for name in wanted_sets(cfg):
         location = eval_location(cfg, name)
         location.remove(MANIFEST_FILE)

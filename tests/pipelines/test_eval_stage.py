@@ -66,3 +66,12 @@ def test_a_partitions_eval_sets_commit_as_datasets_with_question_and_key_files(t
     # a second commit with one partition gone drops its items and shards
     commit_eval_sets(cfg, {"memory": fragments[:1]})
     assert len(read_eval_set(folder)[1]) == fragments[0].counts["samples"] and validate_dataset(folder) == []
+    # a set an earlier run made and this one does not is removed; with eval off, the whole eval folder
+    import shutil
+
+    shutil.copytree(folder, tmp_path / "ds" / "eval" / "speech")
+    assert commit_eval_sets(cfg, {"memory": fragments[:1]}) == {"memory": "eval/memory"}
+    assert sorted(p.name for p in (tmp_path / "ds" / "eval").iterdir()) == ["memory"]
+    assert commit_eval_sets(replace(cfg, eval=EvalConfig()), {}) == {}
+    assert not (tmp_path / "ds" / "eval").exists()
+    assert (tmp_path / "ds").is_dir()
