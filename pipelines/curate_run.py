@@ -21,8 +21,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from pipelines.dataset.location import DatasetLocation, as_location
 from pipelines.dataset.writer import PartitionFragment, commit_partitions, write_partition
 from pipelines.eval_stage import EvalShare
-from pipelines.media_resume import (STAGE, PartitionMedia, load_partition_media, partition_dir, partition_ledger,
-                                    run_partition_media, source_keys, staged_signatures)
+from pipelines.media_resume import (STAGE, PartitionMedia, ledger_usage, load_partition_media, partition_dir,
+                                    partition_ledger, run_partition_media, source_keys, staged_signatures)
 from pipelines.partitions import PartitionPlan, partition_sources, stage_partitions
 from pipelines.run_ledger import fingerprint, ledger_schema, ledger_table
 from schemas.config import CurateConfig
@@ -302,7 +302,7 @@ def _commit_partition(cfg: CurateConfig, partition: int, dialogues: int | None, 
                                      detail=f"clip {d.clip_id}: {d.reason} of clip {d.duplicate_of} on the other side "
                                             f"of the train/eval split (distance {d.distance})")
                     for d in straddling]
-        usage: list = []
+        usage = ledger_usage(media.ledger)  # the captioner's, kept with each source's media results
         samples = run_dialogue_stage(train_clips, cfg, actors, scratch=scratch, dialogues=dialogues, usage=usage)
         eval_fragments = {}
         if eval_share is not None:

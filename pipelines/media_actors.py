@@ -113,14 +113,18 @@ class CaptionActor:
 
         self.captioner = make_captioner(cfg)
 
-    def caption(self, bundle: ClipBundle, transcript: Transcript | None) -> tuple[ClipCaption, float]:
-        """The clip's caption from its frames (and sound) and its transcript, or a refusal saying why."""
+    def caption(self, bundle: ClipBundle,
+                transcript: Transcript | None) -> tuple[tuple[ClipCaption, StageUsage | None], float]:
+        """The clip's caption from its frames (and sound) and its transcript, or a refusal saying why, with what
+        this call spent (None for a local VLM). Calls run one at a time, so the counter's difference is this call's."""
         from curators.captioner import caption_or_refusal
 
         started = time.perf_counter()
+        spent_before = self.usage()
         with unpacked(bundle) as clip:
             caption = caption_or_refusal(self.captioner, AnnotatedClip(clip=clip, facts=[], transcript=transcript))
-        return caption, time.perf_counter() - started
+        spent = self.usage().minus(spent_before) if spent_before is not None else None
+        return (caption, spent), time.perf_counter() - started
 
     def usage(self) -> StageUsage | None:
         """What this actor's endpoint captioner has spent so far (stage ``captioner``); None for a local VLM."""

@@ -28,6 +28,7 @@ from pipelines.ray_runtime import is_transient
 from pipelines.run_ledger import LedgerEntry, RunLedger, fingerprint, source_fingerprint
 from schemas.config import CurateConfig
 from schemas.media import AnnotatedClip, QuarantineRecord, SourceItem
+from schemas.usage import StageUsage, total_usage
 from schemas.validation import from_dict, to_dict, to_json
 
 log = logging.getLogger(__name__)
@@ -148,9 +149,11 @@ def _run_batch(run_media_stage, cfg: CurateConfig, partition: int, batch: list[S
                                        error_class=q.reason, detail=q.detail[:500], result=to_json(q)))
         else:
             clips = sorted(clips_by_uri.get(src.uri, []), key=lambda c: (c.clip.start_s, c.clip.clip_id))
+            spent = result.usage.get(src.uri, [])
             entries.append(LedgerEntry(item=keys[src.uri], uri=src.uri, stage=STAGE, status="done",
                                        result="[" + ",".join(to_json(c) for c in clips) + "]",
-                                       blobs=blobs if clips else ""))
+                                       blobs=blobs if clips else "",
+                                       usage=json.dumps([u.to_row() for u in spent]) if spent else ""))
     return entries, result.counters
 
 
@@ -191,6 +194,11 @@ def _tally(partition: int, entries: dict[str, LedgerEntry], keys: dict[str, str]
                           quarantined=sum(e.status == "quarantined" for e in mine), failed=len(failed),
                           first_error=f"{first.uri}: {first.error_class}: {first.detail}" if first else "",
                           counters=counters)
+
+
+def ledger_usage(entries: list[LedgerEntry]) -> list[StageUsage]:
+    """What the entries' model requests cost (the captioner's), summed per stage and model."""
+    return total_usage(StageUsage.from_row(row) for entry in entries if entry.usage for row in json.loads(entry.usage))
 
 
 def _partition_entries(cfg: CurateConfig, partition: int, sources: list[SourceItem],

@@ -17,6 +17,7 @@ from pipelines.clip_bundles import ClipBundle, narrowed, unpacked
 from pipelines.media_actors import SPREAD, MediaActors
 from schemas.config import IMAGE_EXTENSIONS, CurateConfig, ProbePolicy, VisualConfig
 from schemas.media import AnnotatedClip, ClipCaption, MediaAsset, QuarantineRecord, SourceItem, Transcript, VisualFacts
+from schemas.usage import StageUsage, total_usage
 
 ASSETS_IN_FLIGHT_PER_CPU = 2
 """Sources between probe and annotate at once, per cluster CPU (at least 8): the window bounds memory
@@ -37,6 +38,8 @@ class MediaStageResult:
     """Clip id -> the bytes of each file its record names."""
     quarantine: list[QuarantineRecord] = field(default_factory=list)
     """Refused sources sorted by URI."""
+    usage: dict[str, list[StageUsage]] = field(default_factory=dict)
+    """Source URI -> what its clips' captions spent (stage ``captioner``), for sources an endpoint captioned."""
     counters: dict[str, int] = field(default_factory=dict)
     """sources, accepted, quarantined, quarantined_<reason>, clips, clips_<kind>, transcribed,
     asr_segments_rejected, facts, facts_<kind>, seconds, and the busy time of each operator:
@@ -107,6 +110,7 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
     annotated: list[AnnotatedClip] = []
     files: dict[str, dict[str, bytes]] = {}
     quarantine: list[QuarantineRecord] = []
+    usage: dict[str, list[StageUsage]] = {}
     light = {"num_cpus": actors.light, "scheduling_strategy": SPREAD}  # probes and visual facts
     asr_pool = actors.asr
     asr_busy = [0] * len(asr_pool)
@@ -220,8 +224,11 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
                 if clip_id in state.caption_inputs:
                     send_caption(index, clip_id, state.caption_inputs.pop(clip_id), value)
             elif stage == "caption":
-                state.captions[clip_id] = value
-                counters["caption_refused" if value.refused else "captioned"] += 1
+                caption, spent = value
+                state.captions[clip_id] = caption
+                if spent is not None:
+                    usage[state.item.uri] = total_usage([*usage.get(state.item.uri, []), spent])
+                counters["caption_refused" if caption.refused else "captioned"] += 1
             else:
                 state.visuals[clip_id] = value
             state.waiting -= 1
@@ -231,4 +238,4 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
     annotated.sort(key=lambda a: (a.clip.source_uri, a.clip.start_s, a.clip.clip_id))
     quarantine.sort(key=lambda q: (q.uri, q.stage))
     counters["seconds"] = round(time.monotonic() - started)
-    return MediaStageResult(clips=annotated, files=files, quarantine=quarantine, counters=dict(counters))
+    return MediaStageResult(clips=annotated, files=files, quarantine=quarantine, usage=usage, counters=dict(counters))

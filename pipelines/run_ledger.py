@@ -36,6 +36,9 @@ class LedgerEntry:
     """The stage's output for the item as JSON, for done and quarantined items."""
     blobs: str = ""
     """Name of the staged file holding the item's decoded media bytes (done media items)."""
+    usage: str = ""
+    """What the item's model requests cost, as JSON ``StageUsage`` rows (a done media item an endpoint captioned),
+    so a resumed run still reports it."""
 
 
 def fingerprint(*parts: object) -> str:

@@ -58,7 +58,7 @@ USAGE_TABLE = "usage"
 
 
 USAGE_COLUMNS = {
-    "partition": "Partition whose dialogue stage made the requests.",
+    "partition": "Partition whose clips the requests were for (captions in its media stage, dialogues in its commit).",
     "stage": "Stage that asked: writer, answerer (the memory check), captioner.",
     "model": "Model name the requests carried.",
     "requests": "Requests sent (HTTP retries included, cache hits excluded).",

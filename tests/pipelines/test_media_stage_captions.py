@@ -11,6 +11,7 @@ from curators.corpus_synth import synth_corpus
 from pipelines import media_actors
 from pipelines.media_stage import run_media_stage
 from schemas.config import CurateConfig, DecodeConfig, VisualConfig
+from schemas.usage import total_usage
 
 
 def test_clips_are_captioned_with_their_transcript_and_a_bad_reply_is_a_fact_row(tmp_path: Path, ray_local,
@@ -49,6 +50,10 @@ def test_clips_are_captioned_with_their_transcript_and_a_bad_reply_is_a_fact_row
     assert "Transcript" not in sent["image"]
     assert sent["video"].count("Frame at") == 3
     assert (spent.stage, spent.requests, spent.failures) == ("captioner", 2, 0) and spent.prompt_tokens > 0
+    # each source's part of it, measured per caption call, adds up to what the actor spent
+    assert sorted(result.usage) == sorted({a.clip.source_uri for a in result.clips})
+    assert all(u.requests == 1 for rows in result.usage.values() for u in rows)
+    assert total_usage(u for rows in result.usage.values() for u in rows) == [spent]
     for annotated in result.clips:  # the random VLM's replies are no JSON: a refusal row each, nothing asked of it
         caption_rows = [f for f in annotated.facts if f.source == "caption"]
         assert [f.kind for f in caption_rows] == ["caption_refused"], annotated.clip.kind
