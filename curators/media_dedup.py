@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Literal
 
-from curators.filters.near_duplicate import dhash, hamming
+from curators.filters.near_duplicate import colour_distance, hamming, picture_signature
 from schemas.media import Clip, MediaKind
 from schemas.validation import require
 
 MAX_HAMMING = 6
+MAX_COLOUR_DISTANCE = 32
+"""The largest per-channel difference of mean colour (0-255) two near pictures may have: a re-encode, resize or
+small brightness change stays well inside it; the same shapes on another background colour do not."""
 """The largest picture-hash distance the bands are guaranteed to find (see ``signature_bands``)."""
 HASH_BYTES = 8
 BYTE_PAIRS: tuple[tuple[int, int], ...] = tuple(combinations(range(HASH_BYTES), 2))
@@ -38,6 +41,9 @@ class MediaSignature:
     """Content address of the source file; identical bytes under two URIs share it (and so their clip ids)."""
     picture_hash: int | None = None
     """64-bit dHash of the image or of a video's first sampled frame; None for audio."""
+    picture_colour: int | None = None
+    """That picture's mean colour, R, G, B packed in 24 bits; None for audio (and for signatures staged before
+    it was kept, which then match on the hash alone)."""
 
     def __post_init__(self) -> None:
         require(self.kind in ("image", "video", "audio"), "kind", f"unknown media kind {self.kind!r}")
@@ -45,6 +51,9 @@ class MediaSignature:
         if self.picture_hash is not None:
             require(self.kind != "audio", "picture_hash", "audio has no picture")
             require(0 <= self.picture_hash < 1 << 64, "picture_hash", "must be an unsigned 64-bit integer")
+        if self.picture_colour is not None:
+            require(self.picture_hash is not None, "picture_colour", "a colour without a picture hash")
+            require(0 <= self.picture_colour < 1 << 24, "picture_colour", "must be R, G, B packed in 24 bits")
 
     @property
     def order(self) -> tuple[str, float, str, int]:
@@ -79,11 +88,13 @@ def clip_signature(clip: Clip, partition: int, first_frame: bytes | None = None)
     """The signature of a decoded clip: a still's own dHash, a video's first sampled frame's; none for audio.
 
     ``first_frame`` holds that frame's bytes when they are in memory (the clip's paths are then not read)."""
-    picture = None
+    picture = colour = None
     if clip.kind != "audio" and clip.frame_paths:
-        picture = dhash(io.BytesIO(first_frame) if first_frame is not None else clip.frame_paths[0])
+        picture, colour = picture_signature(io.BytesIO(first_frame) if first_frame is not None
+                                            else clip.frame_paths[0])
     return MediaSignature(clip_id=clip.clip_id, partition=partition, source_uri=clip.source_uri,
-                          start_s=clip.start_s, kind=clip.kind, media_id=clip.media_id, picture_hash=picture)
+                          start_s=clip.start_s, kind=clip.kind, media_id=clip.media_id, picture_hash=picture,
+                          picture_colour=colour)
 
 
 def signature_bands(sig: MediaSignature) -> list[str]:
@@ -111,7 +122,9 @@ def _match(kept: MediaSignature, later: MediaSignature, max_hamming: int) -> tup
         return "same_media", 0
     if kept.picture_hash is not None and later.picture_hash is not None:
         distance = hamming(kept.picture_hash, later.picture_hash)
-        if distance <= max_hamming:
+        colours_apart = (kept.picture_colour is not None and later.picture_colour is not None
+                         and colour_distance(kept.picture_colour, later.picture_colour) > MAX_COLOUR_DISTANCE)
+        if distance <= max_hamming and not colours_apart:
             return "near_picture", distance
     return None
 
@@ -130,7 +143,8 @@ def duplicates_among(signatures: list[MediaSignature], max_hamming: int = MAX_HA
     """The clips to drop among signatures that share a band, each with the earliest copy it duplicates.
 
     Clips are ordered by (source_uri, start_s, clip_id); a clip is dropped when an earlier clip of another
-    partition matches it (same media_id and start, or pictures of the same kind within ``max_hamming``), and
+    partition matches it (same media_id and start, or pictures of the same kind within ``max_hamming`` whose mean
+    colours are within ``MAX_COLOUR_DISTANCE``), and
     is reported as a duplicate of the earliest such clip. Pairs inside one partition are left to the
     per-partition sample filter. The earlier clip need not survive itself: in a chain A~B~C where A and C
     are far apart, B and C are both dropped. The rule looks at pairs only, so it is the same whether it runs

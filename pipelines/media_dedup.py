@@ -45,6 +45,7 @@ SIGNATURE_SCHEMA = pa.schema([
     ("kind", pa.string()),
     ("media_id", pa.string()),
     ("picture_hash", pa.uint64()),
+    ("picture_colour", pa.uint32()),
 ])
 DUPLICATE_SCHEMA = pa.schema([
     ("partition", pa.int32()),

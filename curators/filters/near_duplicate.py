@@ -43,12 +43,27 @@ def minhash(text: str) -> np.ndarray:
 
 def dhash(image: str | BinaryIO, size: int = 8) -> int:
     """64-bit difference hash: bright/dark gradients of a 9x8 greyscale thumbnail (of a file, or its bytes)."""
+    return picture_signature(image, size)[0]
+
+
+def picture_signature(image: str | BinaryIO, size: int = 8) -> tuple[int, int]:
+    """The dHash and the mean colour (R, G, B packed in 24 bits) of a picture, from one decode.
+
+    dHash sees only gradients: two flat backgrounds of different colours with the same shape on them hash
+    alike. The mean colour tells them apart (see ``colour_distance``)."""
     from PIL import Image
 
     with Image.open(image) as img:
-        pixels = np.asarray(img.convert("L").resize((size + 1, size), Image.BILINEAR), dtype=np.int16)
-    bits = (pixels[:, 1:] > pixels[:, :-1]).flatten()
-    return int("".join("1" if b else "0" for b in bits), 2)
+        grey = np.asarray(img.convert("L").resize((size + 1, size), Image.BILINEAR), dtype=np.int16)
+        colour = np.asarray(img.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float64)
+    bits = (grey[:, 1:] > grey[:, :-1]).flatten()
+    r, g, b = (int(round(v)) for v in colour.reshape(-1, 3).mean(axis=0))
+    return int("".join("1" if bit else "0" for bit in bits), 2), (r << 16) | (g << 8) | b
+
+
+def colour_distance(a: int, b: int) -> int:
+    """The largest difference of one channel between two packed mean colours (0-255)."""
+    return max(abs(((a >> shift) & 0xFF) - ((b >> shift) & 0xFF)) for shift in (16, 8, 0))
 
 
 def hamming(a: int, b: int) -> int:

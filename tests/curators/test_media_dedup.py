@@ -2,6 +2,7 @@
 
 import random
 from collections import defaultdict
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -70,6 +71,31 @@ def test_a_brightened_reencoded_picture_is_a_near_duplicate_and_another_picture_
     audio = Clip(clip_id="s", media_id="ms", source_uri="in/s.wav", kind="audio", start_s=0, end_s=4,
                  media_path="s.flac")
     assert clip_signature(audio, 0).picture_hash is None
+
+
+def test_the_same_shape_on_another_background_colour_is_not_a_duplicate(tmp_path):
+    """dHash sees gradients only: a triangle on blue and one on red hash alike (the demo corpus's title cards did);
+    their mean colours tell them apart, while a brightened re-encode of one stays its duplicate."""
+    from PIL import ImageDraw
+
+    paths = []
+    for name, background, shape in [("blue", (30, 60, 200), (140, 40, 180)), ("red", (220, 30, 30), (250, 140, 20))]:
+        img = Image.new("RGB", (160, 100), background)
+        ImageDraw.Draw(img).polygon([(80, 20), (40, 80), (120, 80)], fill=shape)
+        img.save(tmp_path / f"{name}.png")
+        paths.append(str(tmp_path / f"{name}.png"))
+    with Image.open(paths[0]) as img:
+        ImageEnhance.Brightness(img).enhance(1.08).save(tmp_path / "blue.jpg", quality=70)
+    paths.append(str(tmp_path / "blue.jpg"))
+    clips = [Clip(clip_id=f"c{i}", media_id=f"m{i}", source_uri=f"in/{i}.img", kind="image", start_s=0, end_s=0,
+                  media_path=path, frame_paths=[path], frame_times_s=[0.0]) for i, path in enumerate(paths)]
+    blue, red, blue_again = (clip_signature(c, partition=i) for i, c in enumerate(clips))
+    assert hamming(blue.picture_hash, red.picture_hash) <= MAX_HAMMING  # the hash alone would call them copies
+    assert duplicates_among([blue, red]) == []
+    (dup,) = duplicates_among([blue, red, blue_again])
+    assert (dup.clip_id, dup.duplicate_of) == ("c2", "c0")
+    without_colour = [replace(s, picture_colour=None) for s in (blue, red)]  # staged before colours were kept
+    assert [d.clip_id for d in duplicates_among(without_colour)] == ["c1"]
 
 
 def test_the_threshold_is_inclusive_and_nothing_past_it_matches():

@@ -13,8 +13,8 @@ import webdataset as wds
 import yaml
 
 from curators.evalset import cell_targets, is_held_out
-from curators.filters.near_duplicate import dhash
-from curators.media_dedup import MAX_HAMMING
+from curators.filters.near_duplicate import colour_distance, hamming, picture_signature
+from curators.media_dedup import MAX_COLOUR_DISTANCE, MAX_HAMMING
 from flows.cli import main
 from pipelines.dataset.catalog import query
 from pipelines.dataset.validate import validate_dataset
@@ -139,13 +139,14 @@ def test_a_near_duplicate_straddling_the_split_reaches_one_side_only(curated, tm
         for i, data in enumerate(_images(folder)):
             path = tmp_path / f"{folder.name}-{i}.jpg"
             path.write_bytes(data)
-            out.append(dhash(path))
+            out.append(picture_signature(path))
         return out
 
     train = hashes(dataset)
     held = hashes(dataset / "eval/memory") + hashes(dataset / "eval/speech")
     assert train and held
-    assert not [(a, b) for a in train for b in held if bin(a ^ b).count("1") <= MAX_HAMMING]
+    near = lambda a, b: hamming(a[0], b[0]) <= MAX_HAMMING and colour_distance(a[1], b[1]) <= MAX_COLOUR_DISTANCE
+    assert not [(a, b) for a in train for b in held if near(a, b)]
 
 
 def test_evalset_lists_and_scores_answer_keys_full_and_a_final_turn_model_near_zero(curated, capsys):
