@@ -245,37 +245,11 @@ def _committed(cfg: CurateConfig, work: DatasetLocation, partition: int, print_:
     return record
 
 
-def _held_out_check(train: list, held: dict[str, list]) -> None:
-    """The split's guard: no source feeds both training and an eval set."""
-    from curators.evalset import shared_sources
-
-    both = shared_sources([s.sample for s in train if s.kept], [s.sample for ss in held.values() for s in ss if s.kept])
-    if both:
-        raise RuntimeError(f"sources on both sides of the train/eval split: {sorted(both)[:5]}")
-
-
-def split_partition(cfg: CurateConfig, work: DatasetLocation, partition: int, clips: list) -> tuple[list, list, list]:
-    """A partition's clips on each side of the train/eval split, less the later copy of any near-duplicate pair
-    across it (the cross-partition pass compares only clips of different partitions); and those copies."""
-    from curators.evalset import split_pool, straddling_duplicates
-    from pipelines.media_dedup import partition_signatures
-
-    train, held = split_pool(clips, cfg.eval.share)
-    if not held:
-        return train, held, []
-    sigs = {s.clip_id: s for s in partition_signatures(work, partition)}
-    side = lambda pool: [sigs[c.clip.clip_id] for c in pool if c.clip.clip_id in sigs]
-    straddling = straddling_duplicates(side(train), side(held))
-    gone = {d.clip_id for d in straddling}
-    return ([c for c in train if c.clip.clip_id not in gone], [c for c in held if c.clip.clip_id not in gone],
-            straddling)
-
-
 @ray.remote(num_cpus=0, max_retries=2)
 def _commit_partition(cfg: CurateConfig, partition: int, dialogues: int | None, actors,
                       eval_share: EvalShare | None = None, eval_speakers: list | None = None) -> CommitRecord:
     from pipelines.dialogue_stage import DialogueActors, run_dialogue_stage
-    from pipelines.eval_stage import run_eval_sets, write_eval_partition
+    from pipelines.eval_stage import held_out_check, run_eval_sets, split_partition, write_eval_partition
     from pipelines.media_dedup import duplicates_for
 
     work, out = work_location(cfg), as_location(cfg.output)
@@ -308,7 +282,7 @@ def _commit_partition(cfg: CurateConfig, partition: int, dialogues: int | None, 
         if eval_share is not None:
             speech_actors = DialogueActors(writers=actors.writers, speakers=eval_speakers or [])
             sets = run_eval_sets(eval_clips, cfg, actors, speech_actors, eval_share, scratch)
-            _held_out_check(samples, sets)
+            held_out_check(samples, sets)
             eval_fragments = {name: write_eval_partition(cfg, partition, name, held, eval_clips)
                               for name, held in sets.items()}
         fragment = write_partition(out, partition, samples, sorted([*media.quarantine, *dropped],
@@ -343,6 +317,7 @@ def _split_pools(cfg: CurateConfig, partition: int) -> SplitPools:
 
     from curators.dialogue_plan import is_askable
     from curators.evalset import is_recallable
+    from pipelines.eval_stage import split_partition
     from pipelines.media_dedup import duplicates_for
     from schemas.media import AnnotatedClip
     from schemas.validation import from_dict

@@ -93,6 +93,32 @@ def plan_speech(clips: list[AnnotatedClip], cfg: CurateConfig, actors: DialogueA
     return [*full, *(s for s in spoken if not s.kept)]
 
 
+def held_out_check(train: list, held: dict[str, list]) -> None:
+    """The split's guard: no source feeds both training and an eval set."""
+    from curators.evalset import shared_sources
+
+    both = shared_sources([s.sample for s in train if s.kept], [s.sample for ss in held.values() for s in ss if s.kept])
+    if both:
+        raise RuntimeError(f"sources on both sides of the train/eval split: {sorted(both)[:5]}")
+
+
+def split_partition(cfg: CurateConfig, work: DatasetLocation, partition: int, clips: list) -> tuple[list, list, list]:
+    """A partition's clips on each side of the train/eval split, less the later copy of any near-duplicate pair
+    across it (the cross-partition pass compares only clips of different partitions); and those copies."""
+    from curators.evalset import split_pool, straddling_duplicates
+    from pipelines.media_dedup import partition_signatures
+
+    train, held = split_pool(clips, cfg.eval.share)
+    if not held:
+        return train, held, []
+    sigs = {s.clip_id: s for s in partition_signatures(work, partition)}
+    side = lambda pool: [sigs[c.clip.clip_id] for c in pool if c.clip.clip_id in sigs]
+    straddling = straddling_duplicates(side(train), side(held))
+    gone = {d.clip_id for d in straddling}
+    return ([c for c in train if c.clip.clip_id not in gone], [c for c in held if c.clip.clip_id not in gone],
+            straddling)
+
+
 def run_eval_sets(clips: list[AnnotatedClip], cfg: CurateConfig, actors: DialogueActors,
                   speech_actors: DialogueActors, share: EvalShare,
                   scratch: str | Path) -> dict[str, list[CuratedSample]]:
