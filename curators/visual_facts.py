@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tempfile
@@ -18,6 +19,10 @@ ANALYSIS_SIZE = 96
 SCENE_CUT_DIFFERENCE = 0.25
 """Mean absolute difference (0-1) between neighbouring sampled frames that counts as a cut."""
 OCR_TIMEOUT_S = 30.0
+OCR_THREADS = {"OMP_THREAD_LIMIT": "1"}
+"""tesseract on one OpenMP thread: the pipeline reads many frames at once, and tesseract's own threads cost more
+CPU than they save (measured: 132 vs 170 CPU-ms per synth still, the same words). ``OMP_NUM_THREADS`` does not
+limit it."""
 # Hue ranges in degrees (upper bounds) and their colour names; red wraps around 0.
 HUE_NAMES = ((15, "red"), (40, "orange"), (70, "yellow"), (165, "green"), (195, "cyan"), (255, "blue"),
              (290, "purple"), (345, "pink"), (360, "red"))
@@ -85,7 +90,8 @@ def read_text(image_path: str, min_confidence: float = 60.0) -> str:
         grey.save(source)
         try:
             done = subprocess.run(["tesseract", str(source), "stdout", "--psm", "3", "tsv"],
-                                  capture_output=True, text=True, check=False, timeout=OCR_TIMEOUT_S)
+                                  capture_output=True, text=True, check=False, timeout=OCR_TIMEOUT_S,
+                                  env={**os.environ, **OCR_THREADS})
         except subprocess.TimeoutExpired:
             return ""
     if done.returncode != 0:
