@@ -65,9 +65,14 @@ class DecodeActor:
 
         self.decoder = IsolatedDecoder()
 
-    def decode(self, asset: MediaAsset, cfg: DecodeConfig, budget_s: float) -> tuple[list[ClipBundle] | QuarantineRecord,
-                                                                                   float]:
-        """Decode into a private folder of this process and hand the clips back as bytes."""
+    def decode(self, assets: list[MediaAsset], cfg: DecodeConfig,
+               budget_s: float) -> list[tuple[list[ClipBundle] | QuarantineRecord, float]]:
+        """Decode each asset (one call takes the few a probe task found) into a private folder of this process
+        and hand its clips back as bytes, with the seconds it took."""
+        return [self._decode_one(asset, cfg, budget_s) for asset in assets]
+
+    def _decode_one(self, asset: MediaAsset, cfg: DecodeConfig,
+                    budget_s: float) -> tuple[list[ClipBundle] | QuarantineRecord, float]:
         import shutil
         import tempfile
 

@@ -22,6 +22,8 @@ from schemas.usage import StageUsage, total_usage
 ASSETS_IN_FLIGHT_PER_CPU = 2
 """Sources between probe and annotate at once, per cluster CPU (at least 8): the window bounds memory
 and scratch space whatever the corpus size, and keeps every CPU fed."""
+PROBES_PER_TASK = 4
+"""Sources one probe task takes (fewer when the window has less room)."""
 MAX_CONSECUTIVE_FAILURES = 200
 """This many quarantined sources in a row means the input or the set-up is wrong: stop."""
 
@@ -47,18 +49,24 @@ class MediaStageResult:
 
 
 @ray.remote(num_cpus=0.5)
-def probe_task(item: SourceItem, policy: ProbePolicy) -> tuple[MediaAsset | QuarantineRecord, float]:
+def probe_task(items: list[SourceItem], policy: ProbePolicy) -> list[tuple[MediaAsset | QuarantineRecord, float]]:
+    """Probe a few sources in one task: a probe is short (a header read, one ffprobe), so one task each would
+    spend more in Ray's scheduling than in probing."""
     import tempfile
 
     from curators.probe import probe_source
     from curators.sources import drop_local_copy
 
-    started = time.perf_counter()
     cache_dir = tempfile.gettempdir() + "/omnicurate-fetch"  # this node's copy of a remote source, dropped after
-    try:
-        return probe_source(item.uri, policy, metadata=item.metadata, cache_dir=cache_dir), time.perf_counter() - started
-    finally:
-        drop_local_copy(item.uri, cache_dir)
+    results = []
+    for item in items:
+        started = time.perf_counter()
+        try:
+            asset = probe_source(item.uri, policy, metadata=item.metadata, cache_dir=cache_dir)
+        finally:
+            drop_local_copy(item.uri, cache_dir)
+        results.append((asset, time.perf_counter() - started))
+    return results
 
 
 @ray.remote(num_cpus=0.5)
@@ -118,7 +126,9 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
     decoder_busy = [0] * len(decoders)
     captioners = actors.captioner
     captions_sent = 0
-    pending: dict[ray.ObjectRef, tuple[str, int, str]] = {}
+    pending: dict[ray.ObjectRef, tuple[str, int | tuple[int, ...], str]] = {}
+    """What each call in flight is for: (stage, the source's index, or the group's for probe and decode, and the
+    clip id; for ASR the actor's slot too, for decode its slot alone)."""
     states: dict[int, _AssetState] = {}
     next_item = 0
     finished = 0
@@ -126,11 +136,15 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
 
     def admit() -> None:
         nonlocal next_item
-        while next_item < len(items) and len(states) < in_flight:
-            states[next_item] = _AssetState(item=items[next_item])
-            probe = probe_task.options(**light).remote(items[next_item], cfg.probe)
-            pending[probe] = ("probe", next_item, "")
-            next_item += 1
+        # whole groups of probes (a freed slot waits for a group's worth) unless the window is empty
+        while next_item < len(items) and (in_flight - len(states) >= min(PROBES_PER_TASK, len(items) - next_item)
+                                          or not states):
+            first = next_item
+            next_item = min(len(items), first + PROBES_PER_TASK, first + max(1, in_flight - len(states)))
+            for index in range(first, next_item):
+                states[index] = _AssetState(item=items[index])
+            probe = probe_task.options(**light).remote(items[first:next_item], cfg.probe)
+            pending[probe] = ("probe", tuple(range(first, next_item)), "")
 
     def close(index: int, record: QuarantineRecord | None) -> None:
         nonlocal finished, consecutive_failures
@@ -163,77 +177,92 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
         captions_sent += 1
         pending[captioner.caption.remote(bundle, transcript)] = ("caption", index, clip_id)
 
+    def decoded(index: int, value: list[ClipBundle] | QuarantineRecord) -> None:
+        state = states[index]
+        if isinstance(value, QuarantineRecord):
+            close(index, value)
+        else:
+            state.clips = value
+            counters["clips"] += len(value)
+            for bundle in value:
+                clip = bundle.clip
+                counters[f"clips_{clip.kind}"] += 1
+                if clip.audio_path and not asr_pool:
+                    counters["untranscribed"] += 1  # a sound track in a corpus named as images only
+                elif clip.audio_path:
+                    slot = asr_busy.index(min(asr_busy))  # the least busy actor
+                    asr_busy[slot] += 1
+                    pending[asr_pool[slot].transcribe.remote(narrowed(bundle, "audio"))] = (
+                        "asr", index, f"{slot}:{clip.clip_id}")
+                    state.waiting += 1
+                if clip.frame_paths:
+                    frames = narrowed(bundle, "frames")  # small frames travel inside the task itself
+                    if captioners:
+                        frames = ray.put(frames)  # stored once for both receivers
+                    pending[visual_task.options(**light).remote(frames, cfg.visual)] = (
+                        "visual", index, clip.clip_id)
+                    state.waiting += 1
+                    if captioners:
+                        caption_input = narrowed(bundle, "frames", "audio") if cfg.visual.captioner_audio == \
+                            "input_audio" else frames
+                        if clip.audio_path and asr_pool:  # captioned once its transcript is in
+                            state.caption_inputs[clip.clip_id] = caption_input
+                        else:
+                            send_caption(index, clip.clip_id, caption_input, None)
+                        state.waiting += 1
+            if state.waiting == 0:
+                close(index, None)
+
     admit()
     while pending:
         [ref], _ = ray.wait(list(pending), num_returns=1)
         stage, index, clip_id = pending.pop(ref)
+        if stage == "probe":  # a group of sources: the accepted ones go to one decoder in one call
+            accepted = []
+            for source, (value, seconds) in zip(index, ray.get(ref)):
+                counters["probe_ms"] += round(seconds * 1000)
+                if isinstance(value, QuarantineRecord):
+                    close(source, value)
+                else:
+                    states[source].asset = value
+                    accepted.append(source)
+            if accepted:
+                slot = decoder_busy.index(min(decoder_busy))
+                decoder_busy[slot] += 1
+                call = decoders[slot].decode.remote([states[i].asset for i in accepted], cfg.decode,
+                                                    cfg.probe.decode_timeout_s)
+                pending[call] = ("decode", tuple(accepted), str(slot))
+            admit()
+            continue
+        if stage == "decode":
+            decoder_busy[int(clip_id)] -= 1
+            for source, (value, seconds) in zip(index, ray.get(ref)):
+                counters["decode_ms"] += round(seconds * 1000)
+                decoded(source, value)
+            admit()
+            continue
         value, seconds = ray.get(ref)
         counters[f"{stage}_ms"] += round(seconds * 1000)
         state = states[index]
-        if stage == "probe":
-            if isinstance(value, QuarantineRecord):
-                close(index, value)
-            else:
-                state.asset = value
-                slot = decoder_busy.index(min(decoder_busy))
-                decoder_busy[slot] += 1
-                pending[decoders[slot].decode.remote(value, cfg.decode, cfg.probe.decode_timeout_s)] = (
-                    "decode", index, str(slot))
-        elif stage == "decode":
-            decoder_busy[int(clip_id)] -= 1
-            if isinstance(value, QuarantineRecord):
-                close(index, value)
-            else:
-                state.clips = value
-                counters["clips"] += len(value)
-                for bundle in value:
-                    clip = bundle.clip
-                    counters[f"clips_{clip.kind}"] += 1
-                    if clip.audio_path and not asr_pool:
-                        counters["untranscribed"] += 1  # a sound track in a corpus named as images only
-                    elif clip.audio_path:
-                        slot = asr_busy.index(min(asr_busy))  # the least busy actor
-                        asr_busy[slot] += 1
-                        pending[asr_pool[slot].transcribe.remote(narrowed(bundle, "audio"))] = (
-                            "asr", index, f"{slot}:{clip.clip_id}")
-                        state.waiting += 1
-                    if clip.frame_paths:
-                        frames = narrowed(bundle, "frames")  # small frames travel inside the task itself
-                        if captioners:
-                            frames = ray.put(frames)  # stored once for both receivers
-                        pending[visual_task.options(**light).remote(frames, cfg.visual)] = (
-                            "visual", index, clip.clip_id)
-                        state.waiting += 1
-                        if captioners:
-                            caption_input = narrowed(bundle, "frames", "audio") if cfg.visual.captioner_audio == \
-                                "input_audio" else frames
-                            if clip.audio_path and asr_pool:  # captioned once its transcript is in
-                                state.caption_inputs[clip.clip_id] = caption_input
-                            else:
-                                send_caption(index, clip.clip_id, caption_input, None)
-                            state.waiting += 1
-                if state.waiting == 0:
-                    close(index, None)
+        if stage == "asr":
+            slot, _, clip_id = clip_id.partition(":")
+            asr_busy[int(slot)] -= 1
+            state.transcripts[clip_id] = value
+            counters["transcribed"] += 1
+            counters["asr_segments_rejected"] += value.rejected_segments
+            if clip_id in state.caption_inputs:
+                send_caption(index, clip_id, state.caption_inputs.pop(clip_id), value)
+        elif stage == "caption":
+            caption, spent = value
+            state.captions[clip_id] = caption
+            if spent is not None:
+                usage[state.item.uri] = total_usage([*usage.get(state.item.uri, []), spent])
+            counters["caption_refused" if caption.refused else "captioned"] += 1
         else:
-            if stage == "asr":
-                slot, _, clip_id = clip_id.partition(":")
-                asr_busy[int(slot)] -= 1
-                state.transcripts[clip_id] = value
-                counters["transcribed"] += 1
-                counters["asr_segments_rejected"] += value.rejected_segments
-                if clip_id in state.caption_inputs:
-                    send_caption(index, clip_id, state.caption_inputs.pop(clip_id), value)
-            elif stage == "caption":
-                caption, spent = value
-                state.captions[clip_id] = caption
-                if spent is not None:
-                    usage[state.item.uri] = total_usage([*usage.get(state.item.uri, []), spent])
-                counters["caption_refused" if caption.refused else "captioned"] += 1
-            else:
-                state.visuals[clip_id] = value
-            state.waiting -= 1
-            if state.waiting == 0:
-                close(index, None)
+            state.visuals[clip_id] = value
+        state.waiting -= 1
+        if state.waiting == 0:
+            close(index, None)
         admit()
     annotated.sort(key=lambda a: (a.clip.source_uri, a.clip.start_s, a.clip.clip_id))
     quarantine.sort(key=lambda q: (q.uri, q.stage))
