@@ -59,15 +59,65 @@ def _walk_directory(root: Path) -> Iterator[SourceItem]:
                 yield SourceItem(uri=str(Path(folder) / name))
 
 
+LIST_PAGE_KEYS = 1000
+"""Keys asked for per listing request of an S3 or GCS prefix (both APIs' most)."""
+
+
 def _list_bucket(prefix: str) -> Iterator[SourceItem]:
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(prefix)
     protocol = prefix.split("://", 1)[0]
-    for key in fs.find(root):  # fsspec lists a prefix whole (its directory cache holds it anyway)
+    for key in _bucket_keys(fs, root):
         name = key.rsplit("/", 1)[-1]
-        if not name.startswith(".") and name not in SIDECAR_NAMES:
+        if name and not name.startswith(".") and name not in SIDECAR_NAMES:
             yield SourceItem(uri=f"{protocol}://{key.lstrip('/')}")
+
+
+def _bucket_keys(fs, root: str) -> Iterator[str]:
+    """Every key under ``root``: from S3 and GCS a page at a time as the listing API returns them (a prefix of
+    10^8 objects never sits in memory); from other filesystems through ``fs.find``, which lists it whole. A
+    root that names one object rather than a prefix is found by ``fs.find`` too."""
+    pages = _key_pages(fs, root)
+    found = False
+    for page in pages or ():
+        for key in page:
+            found = True
+            yield key
+    if not found:
+        yield from fs.find(root)
+
+
+def _key_pages(fs, root: str) -> Iterator[list[str]] | None:
+    """The keys under the ``root/`` prefix page by page, through s3fs' or gcsfs' one-page list call on their event
+    loop; None for a filesystem that has neither."""
+    from fsspec.asyn import sync
+
+    bucket, _, key = root.strip("/").partition("/")
+    prefix = key.rstrip("/") + "/" if key else ""
+    if hasattr(fs, "_call_s3"):  # s3fs: ListObjectsV2, continued by token
+        def page(token):
+            out = sync(fs.loop, fs._call_s3, "list_objects_v2", Bucket=bucket, Prefix=prefix,
+                       MaxKeys=LIST_PAGE_KEYS, **({"ContinuationToken": token} if token else {}))
+            return ([f"{bucket}/{c['Key']}" for c in out.get("Contents", [])],
+                    out.get("NextContinuationToken") if out.get("IsTruncated") else None)
+    elif hasattr(fs, "_call_list_objects"):  # gcsfs: objects.list, continued by page token
+        def page(token):
+            out = sync(fs.loop, fs._call_list_objects, bucket, prefix=prefix, maxResults=LIST_PAGE_KEYS,
+                       **({"pageToken": token} if token else {}))
+            return [f"{bucket}/{item['name']}" for item in out.get("items", [])], out.get("nextPageToken")
+    else:
+        return None
+
+    def pages() -> Iterator[list[str]]:
+        token = None
+        while True:
+            keys, token = page(token)
+            yield [k for k in keys if not k.endswith("/")]  # folder placeholders are not objects
+            if not token:
+                return
+
+    return pages()
 
 
 def _manifest_rows(uri: str) -> Iterator[dict]:

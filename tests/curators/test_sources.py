@@ -64,3 +64,40 @@ def test_bucket_prefix_lists_and_probes_through_fsspec(tmp_path: Path):
 def test_missing_input_is_an_error():
     with pytest.raises(FileNotFoundError):
         list_sources("/no/such/place")
+
+
+def test_s3_prefix_is_listed_page_by_page(monkeypatch: pytest.MonkeyPatch):
+    """A bucket prefix is read a listing page at a time (moto's S3 on 127.0.0.1): an object written after the first
+    page was read still turns up, which a listing held whole could not show; sidecars, hidden names and keys
+    outside the prefix are left out, and a URI naming one object lists that object."""
+    from object_stores import s3_emulator
+
+    import curators.sources as sources
+
+    monkeypatch.setattr(sources, "LIST_PAGE_KEYS", 3)
+    with s3_emulator("bucket"):
+        fs = fsspec.filesystem("s3")
+        fs.pipe({f"bucket/set/k{i}.png": b"x" for i in range(7)})
+        fs.pipe({"bucket/set/sub/deep.png": b"x", "bucket/set/facts.jsonl": b"x", "bucket/set/.hidden.png": b"x",
+                 "bucket/setter/outside.png": b"x"})
+        listing = sources.iter_sources("s3://bucket/set")
+        first = next(listing)
+        fs.pipe("bucket/set/z-late.png", b"x")
+        rest = [item.uri for item in listing]
+        assert [first.uri, *rest] == [*(f"s3://bucket/set/k{i}.png" for i in range(7)), "s3://bucket/set/sub/deep.png",
+                                      "s3://bucket/set/z-late.png"]
+        assert [i.uri for i in list_sources("s3://bucket/set/k3.png")] == ["s3://bucket/set/k3.png"]
+        assert list_sources("s3://bucket/empty") == []
+
+
+def test_gcs_prefix_is_listed_through_the_page_call():
+    """The same listing from a GCS emulator on 127.0.0.1 (it answers in one page whatever the page size, so only
+    the S3 test shows the paging itself)."""
+    from object_stores import gcs_emulator
+
+    with gcs_emulator("bucket"):
+        fs = fsspec.filesystem("gs")
+        for name in ("set/a.png", "set/sub/b.png", "set/manifest.json", "other.png"):
+            fs.pipe(f"bucket/{name}", b"x")
+        assert [i.uri for i in list_sources("gs://bucket/set")] == ["gs://bucket/set/a.png", "gs://bucket/set/sub/b.png"]
+        assert [i.uri for i in list_sources("gs://bucket/set/a.png")] == ["gs://bucket/set/a.png"]
