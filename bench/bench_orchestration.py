@@ -63,6 +63,19 @@ def _cpu_now() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def stage_timer():
+    """CPU seconds by stage, and the function that calls ``fn`` and adds its CPU seconds to ``name``'s."""
+    times: dict[str, float] = defaultdict(float)
+
+    def timed(name, fn, *args, **kwargs):
+        started = _cpu_now()
+        value = fn(*args, **kwargs)
+        times[name] += _cpu_now() - started
+        return value
+
+    return times, timed
+
+
 def media_kernels(cfg, items, clip_dir: str):
     """Probe, decode, ASR, visual facts and facts of ``items``, serially in this process: CPU seconds by stage (of
     this process and the tools it runs), the annotated clips and the refused sources."""
@@ -73,13 +86,7 @@ def media_kernels(cfg, items, clip_dir: str):
     from curators.visual_facts import visual_facts
     from schemas.media import QuarantineRecord
 
-    times: dict[str, float] = defaultdict(float)
-
-    def timed(name, fn, *args, **kwargs):
-        started = _cpu_now()
-        value = fn(*args, **kwargs)
-        times[name] += _cpu_now() - started
-        return value
+    times, timed = stage_timer()
 
     assets, quarantine = [], []
     for item in items:
@@ -118,13 +125,7 @@ def kernel_seconds(cfg, processes: int = 1) -> tuple[dict[str, float], float]:
     from pipelines.partitions import partition_count, partition_of
     from schemas.media import QuarantineRecord
 
-    times: dict[str, float] = defaultdict(float)
-
-    def timed(name, fn, *args, **kwargs):
-        started = _cpu_now()
-        value = fn(*args, **kwargs)
-        times[name] += _cpu_now() - started
-        return value
+    times, timed = stage_timer()
 
     wall = time.perf_counter()
     work = Path(cfg.work_path)
