@@ -23,7 +23,7 @@ ASSETS_IN_FLIGHT_PER_CPU = 2
 """Sources between probe and annotate at once, per cluster CPU (at least 8): the window bounds memory
 and scratch space whatever the corpus size, and keeps every CPU fed."""
 PROBES_PER_TASK = 4
-"""Sources one probe task takes (fewer when the window has less room)."""
+"""Sources one probe task takes (fewer only for a batch's last sources or a window narrower than a group)."""
 MAX_CONSECUTIVE_FAILURES = 200
 """This many quarantined sources in a row means the input or the set-up is wrong: stop."""
 
@@ -181,37 +181,37 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
         state = states[index]
         if isinstance(value, QuarantineRecord):
             close(index, value)
-        else:
-            state.clips = value
-            counters["clips"] += len(value)
-            for bundle in value:
-                clip = bundle.clip
-                counters[f"clips_{clip.kind}"] += 1
-                if clip.audio_path and not asr_pool:
-                    counters["untranscribed"] += 1  # a sound track in a corpus named as images only
-                elif clip.audio_path:
-                    slot = asr_busy.index(min(asr_busy))  # the least busy actor
-                    asr_busy[slot] += 1
-                    pending[asr_pool[slot].transcribe.remote(narrowed(bundle, "audio"))] = (
-                        "asr", index, f"{slot}:{clip.clip_id}")
+            return
+        state.clips = value
+        counters["clips"] += len(value)
+        for bundle in value:
+            clip = bundle.clip
+            counters[f"clips_{clip.kind}"] += 1
+            if clip.audio_path and not asr_pool:
+                counters["untranscribed"] += 1  # a sound track in a corpus named as images only
+            elif clip.audio_path:
+                slot = asr_busy.index(min(asr_busy))  # the least busy actor
+                asr_busy[slot] += 1
+                pending[asr_pool[slot].transcribe.remote(narrowed(bundle, "audio"))] = (
+                    "asr", index, f"{slot}:{clip.clip_id}")
+                state.waiting += 1
+            if clip.frame_paths:
+                frames = narrowed(bundle, "frames")  # small frames travel inside the task itself
+                if captioners:
+                    frames = ray.put(frames)  # stored once for both receivers
+                pending[visual_task.options(**light).remote(frames, cfg.visual)] = (
+                    "visual", index, clip.clip_id)
+                state.waiting += 1
+                if captioners:
+                    caption_input = narrowed(bundle, "frames", "audio") if cfg.visual.captioner_audio == \
+                        "input_audio" else frames
+                    if clip.audio_path and asr_pool:  # captioned once its transcript is in
+                        state.caption_inputs[clip.clip_id] = caption_input
+                    else:
+                        send_caption(index, clip.clip_id, caption_input, None)
                     state.waiting += 1
-                if clip.frame_paths:
-                    frames = narrowed(bundle, "frames")  # small frames travel inside the task itself
-                    if captioners:
-                        frames = ray.put(frames)  # stored once for both receivers
-                    pending[visual_task.options(**light).remote(frames, cfg.visual)] = (
-                        "visual", index, clip.clip_id)
-                    state.waiting += 1
-                    if captioners:
-                        caption_input = narrowed(bundle, "frames", "audio") if cfg.visual.captioner_audio == \
-                            "input_audio" else frames
-                        if clip.audio_path and asr_pool:  # captioned once its transcript is in
-                            state.caption_inputs[clip.clip_id] = caption_input
-                        else:
-                            send_caption(index, clip.clip_id, caption_input, None)
-                        state.waiting += 1
-            if state.waiting == 0:
-                close(index, None)
+        if state.waiting == 0:
+            close(index, None)
 
     admit()
     while pending:
