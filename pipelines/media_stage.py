@@ -24,6 +24,9 @@ ASSETS_IN_FLIGHT_PER_CPU = 2
 and scratch space whatever the corpus size, and keeps every CPU fed."""
 PROBES_PER_TASK = 4
 """Sources one probe task takes (fewer only for a batch's last sources or a window narrower than a group)."""
+VISUAL_FRAMES_PER_TASK = 4
+"""Frames one visual-facts task reads: the stills of a decode group share one task (an image costs 0.75 Ray
+calls, not 1.5); a video clip with more frames has one of its own."""
 MAX_CONSECUTIVE_FAILURES = 200
 """This many quarantined sources in a row means the input or the set-up is wrong: stop."""
 
@@ -70,12 +73,32 @@ def probe_task(items: list[SourceItem], policy: ProbePolicy) -> list[tuple[Media
 
 
 @ray.remote(num_cpus=0.5)
-def visual_task(bundle: ClipBundle, cfg: VisualConfig) -> tuple[VisualFacts, float]:
+def visual_task(bundles: list[ClipBundle], cfg: VisualConfig) -> list[tuple[VisualFacts, float]]:
+    """Visual facts of a few clips in one task (see ``visual_groups``), with the seconds each took."""
     from curators.visual_facts import visual_facts
 
-    started = time.perf_counter()
-    with unpacked(bundle) as clip:
-        return visual_facts(clip, cfg), time.perf_counter() - started
+    results = []
+    for bundle in bundles:
+        started = time.perf_counter()
+        with unpacked(bundle) as clip:
+            results.append((visual_facts(clip, cfg), time.perf_counter() - started))
+    return results
+
+
+def visual_groups(framed: list[tuple[int, ClipBundle]],
+                  frames_per_task: int = VISUAL_FRAMES_PER_TASK) -> list[list[tuple[int, ClipBundle]]]:
+    """Clips (with their source's index) in the order given, cut into visual tasks of at most
+    ``frames_per_task`` frames; a clip with more frames has a task of its own."""
+    groups: list[list[tuple[int, ClipBundle]]] = []
+    frames = 0
+    for member in framed:
+        count = max(1, len(member[1].clip.frame_paths))
+        if not groups or frames + count > frames_per_task:
+            groups.append([])
+            frames = 0
+        groups[-1].append(member)
+        frames += count
+    return groups
 
 
 def may_carry_sound(item: SourceItem) -> bool:
@@ -126,9 +149,10 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
     decoder_busy = [0] * len(decoders)
     captioners = actors.captioner
     captions_sent = 0
-    pending: dict[ray.ObjectRef, tuple[str, int | tuple[int, ...], str]] = {}
-    """What each call in flight is for: (stage, the source's index, or the group's for probe and decode, and the
-    clip id; for ASR the actor's slot too, for decode its slot alone)."""
+    pending: dict[ray.ObjectRef, tuple[str, int | tuple[int, ...], str | tuple[str, ...]]] = {}
+    """What each call in flight is for: (stage, the source's index, or the group's for probe, decode and visual
+    facts, and the clip id, or the group's clip ids for visual facts; for ASR the actor's slot too, for decode
+    its slot alone)."""
     states: dict[int, _AssetState] = {}
     next_item = 0
     finished = 0
@@ -177,7 +201,14 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
         captions_sent += 1
         pending[captioner.caption.remote(bundle, transcript)] = ("caption", index, clip_id)
 
-    def decoded(index: int, value: list[ClipBundle] | QuarantineRecord) -> None:
+    def one_done(index: int) -> None:
+        state = states[index]
+        state.waiting -= 1
+        if state.waiting == 0:
+            close(index, None)
+
+    def decoded(index: int, value: list[ClipBundle] | QuarantineRecord, framed: list[tuple[int, ClipBundle]]) -> None:
+        """A source's clips are in: send their audio to ASR and their frames to ``framed`` (visual facts)."""
         state = states[index]
         if isinstance(value, QuarantineRecord):
             close(index, value)
@@ -196,11 +227,8 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
                     "asr", index, f"{slot}:{clip.clip_id}")
                 state.waiting += 1
             if clip.frame_paths:
-                frames = narrowed(bundle, "frames")  # small frames travel inside the task itself
-                if captioners:
-                    frames = ray.put(frames)  # stored once for both receivers
-                pending[visual_task.options(**light).remote(frames, cfg.visual)] = (
-                    "visual", index, clip.clip_id)
+                frames = narrowed(bundle, "frames")  # a captioner gets its own copy: frames are small
+                framed.append((index, frames))
                 state.waiting += 1
                 if captioners:
                     caption_input = narrowed(bundle, "frames", "audio") if cfg.visual.captioner_audio == \
@@ -236,9 +264,20 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
             continue
         if stage == "decode":
             decoder_busy[int(clip_id)] -= 1
+            framed: list[tuple[int, ClipBundle]] = []
             for source, (value, seconds) in zip(index, ray.get(ref)):
                 counters["decode_ms"] += round(seconds * 1000)
-                decoded(source, value)
+                decoded(source, value, framed)
+            for group in visual_groups(framed):
+                call = visual_task.options(**light).remote([bundle for _, bundle in group], cfg.visual)
+                pending[call] = ("visual", tuple(i for i, _ in group), tuple(b.clip.clip_id for _, b in group))
+            admit()
+            continue
+        if stage == "visual":
+            for source, clip, (value, seconds) in zip(index, clip_id, ray.get(ref)):
+                counters["visual_ms"] += round(seconds * 1000)
+                states[source].visuals[clip] = value
+                one_done(source)
             admit()
             continue
         value, seconds = ray.get(ref)
@@ -258,11 +297,7 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
             if spent is not None:
                 usage[state.item.uri] = total_usage([*usage.get(state.item.uri, []), spent])
             counters["caption_refused" if caption.refused else "captioned"] += 1
-        else:
-            state.visuals[clip_id] = value
-        state.waiting -= 1
-        if state.waiting == 0:
-            close(index, None)
+        one_done(index)
         admit()
     annotated.sort(key=lambda a: (a.clip.source_uri, a.clip.start_s, a.clip.clip_id))
     quarantine.sort(key=lambda q: (q.uri, q.stage))

@@ -227,3 +227,22 @@ def test_a_hung_decoder_exits_when_its_parent_dies(tmp_path: Path, probed_video)
     else:
         os.kill(child, signal.SIGKILL)
         raise AssertionError("the orphaned decoder kept running")
+
+
+def test_visual_groups_put_stills_together_and_a_long_clip_alone():
+    from pipelines.clip_bundles import ClipBundle
+    from pipelines.media_stage import visual_groups
+    from schemas.media import Clip
+
+    def bundle(name: str, frames: int) -> ClipBundle:
+        clip = Clip(clip_id=name, media_id=name, source_uri=f"file:///{name}", kind="image" if frames == 1 else "video",
+                    start_s=0.0, end_s=1.0, media_path="image.jpg",
+                    frame_paths=[f"frame_{i:03d}.jpg" for i in range(frames)], frame_times_s=[0.0] * frames)
+        return ClipBundle(clip=clip, files={})
+
+    framed = [(0, bundle("a", 1)), (1, bundle("b", 1)), (1, bundle("c", 3)), (2, bundle("d", 6)),
+              (3, bundle("e", 1)), (3, bundle("f", 2))]
+    groups = visual_groups(framed, frames_per_task=4)
+    assert [[b.clip.clip_id for _, b in g] for g in groups] == [["a", "b"], ["c"], ["d"], ["e", "f"]]
+    assert [i for g in groups for i, _ in g] == [0, 1, 1, 2, 3, 3]  # every clip once, in order, with its source
+    assert visual_groups([]) == []
