@@ -114,16 +114,16 @@ def _bounded(submit: Callable[[int], ray.ObjectRef], partitions: Iterable[int], 
 
 @ray.remote(num_cpus=0)
 class ProgressCounter:
-    """Sources finished so far, told by the partition tasks batch by batch (the driver shows it)."""
+    """Sources finished so far in each partition, told by its task batch by batch (the driver shows the sum)."""
 
     def __init__(self) -> None:
-        self.done = 0
+        self.done: dict[int, int] = {}
 
-    def add(self, sources: int) -> None:
-        self.done += sources
+    def finished(self, partition: int, sources: int) -> None:
+        self.done[partition] = sources
 
     def total(self) -> int:
-        return self.done
+        return sum(self.done.values())
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -143,7 +143,8 @@ def _media_partition(cfg: CurateConfig, partition: int, buckets: int, actors, pr
     work = work_location(cfg)
     sources = partition_sources(work, partition)
     summary = run_partition_media(cfg, partition, sources, actors, work, batch_size=cfg.batch_size,
-                                  on_batch=progress.add.remote if progress is not None else None)
+                                  on_progress=(lambda done: progress.finished.remote(partition, done))
+                                  if progress is not None else None)
     signatures = staged_signatures(cfg, partition, sources, work)
     if signatures is None:  # media staged by an older version carry no signatures: hash the staged bytes
         scratch = tempfile.mkdtemp(prefix="omnicurate-partition-")

@@ -85,10 +85,11 @@ def source_keys(cfg: CurateConfig, sources: list[SourceItem]) -> dict[str, str]:
 
 
 def run_partition_media(cfg: CurateConfig, partition: int, sources: list[SourceItem], actors, work: DatasetLocation,
-                        *, batch_size: int, on_batch=None) -> PartitionMedia:
+                        *, batch_size: int, on_progress=None) -> PartitionMedia:
     """The media stage over one partition's sources not yet in its ledger; returns the partition's tallies.
 
-    ``on_batch(sources)`` is told how many sources each recorded batch (or the resumed part) finished."""
+    ``on_progress(sources)`` is told how many of the partition's sources are finished: those the ledger had, then
+    after each recorded batch (a count, not an increment, so a retried partition task does not count twice)."""
     from pipelines.media_stage import run_media_stage
 
     ledger = partition_ledger(work, partition)
@@ -99,14 +100,16 @@ def run_partition_media(cfg: CurateConfig, partition: int, sources: list[SourceI
     log.info("partition %d: %d sources, %d already in the ledger, %d to do", partition, len(sources),
              len(sources) - len(todo), len(todo))
     counters: defaultdict[str, int] = defaultdict(int)
-    if on_batch is not None and len(sources) > len(todo):
-        on_batch(len(sources) - len(todo))
+    finished = len(sources) - len(todo)
+    if on_progress is not None and finished:
+        on_progress(finished)
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
         entries, batch_counters = _run_batch(run_media_stage, cfg, partition, batch, keys, actors, work)
         ledger.record(entries)
-        if on_batch is not None:
-            on_batch(len(batch))
+        finished += len(batch)
+        if on_progress is not None:
+            on_progress(finished)
         for name, value in batch_counters.items():
             counters[name] += value
     return _tally(partition, ledger.entries(STAGE), keys, dict(counters))

@@ -35,3 +35,22 @@ def test_signatures_from_the_decoded_bytes_match_those_of_the_unstaged_clips(tmp
     staged = tmp_path / "out" / ".work" / "media" / "p00000" / sorted(work.listdir("media", "p00000"))[0]
     pq.write_table(pq.read_table(staged).replace_schema_metadata(None), staged)
     assert staged_signatures(cfg, 0, sources, work) is None
+
+
+def test_progress_is_told_as_a_count_so_a_resumed_partition_does_not_count_twice(tmp_path: Path, ray_local):
+    corpus = tmp_path / "corpus"
+    synth_corpus(corpus, seed=4, videos=0, audio=0, images=3)
+    cfg = CurateConfig(input=str(corpus), output=str(tmp_path / "out"), partitions=1)
+    work = as_location(cfg.work_path)
+    stage_partitions(cfg, work)
+    sources = partition_sources(work, 0)
+    actors = media_actors.start_media_actors(cfg, ray_local.cluster_resources(), sound=False)
+    told, told_again = [], []
+    try:
+        run_partition_media(cfg, 0, sources, actors, work, batch_size=2, on_progress=told.append)
+        # the task run again (as Ray retries it): the ledger has every source, so it says 3 once
+        run_partition_media(cfg, 0, sources, actors, work, batch_size=2, on_progress=told_again.append)
+    finally:
+        media_actors.release_media_actors()
+    assert told == [2, 3]
+    assert told_again == [3]
