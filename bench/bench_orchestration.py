@@ -19,8 +19,8 @@ Measured in one run on one synthesised corpus (``--images``, ``--videos``, ``--a
             shared machine must not decide the figure); each prints the CPU-s each node spent.
 The ratios are printed last: flow CPU / kernel CPU (target <= 1.15x), the same beyond a run's fixed cost (flow
 and kernels on the four-file warm-up corpus subtracted: what each further source costs) and 2-node / 1-node
-throughput (target >= 1.6x on a CPU-bound corpus). Per-stage kernel CPU per source-hour, bytes staged per source-hour and the
-per-partition figures are printed for the README's scale-on-paper table.
+throughput (target >= 1.6x on a CPU-bound corpus). Per-stage kernel CPU per source-hour, bytes staged per
+source-hour and the per-partition figures are printed for the README's scale-on-paper table.
 """
 
 from __future__ import annotations
@@ -334,8 +334,8 @@ def main() -> None:
     parser.add_argument("--speech", action="store_true", help="speak the user turns (off by default here: TTS "
                         "would dominate every figure)")
     parser.add_argument("--kernel-processes", type=int, default=1,
-                        help="processes the media kernels run in at once, each over its share of the sources (default 1: "
-                        "serially; 2 on 2 cores halves the bench's wall time for about the same CPU-s)")
+                        help="processes the media kernels run in at once, each over its share of the sources "
+                        "(default 1: serially; 2 on 2 cores halves the bench's wall time for about the same CPU-s)")
     parser.add_argument("--skip-overhead", action="store_true", help="skip the flow vs kernels comparison")
     parser.add_argument("--skip-nodes", action="store_true", help="skip the 1 vs 2 node comparison")
     parser.add_argument("--node-repeat", type=int, default=1,
