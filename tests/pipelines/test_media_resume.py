@@ -1,4 +1,4 @@
-"""A partition's media work keeps its clips' dedup signatures with the staged bytes."""
+"""A partition's media work: dedup signatures kept with the staged bytes, and progress told as a count."""
 
 from pathlib import Path
 
@@ -11,13 +11,18 @@ from pipelines.partitions import partition_sources, stage_partitions
 from schemas.config import CurateConfig
 
 
-def test_signatures_from_the_decoded_bytes_match_those_of_the_unstaged_clips(tmp_path: Path, ray_local):
+def staged_partition(tmp_path: Path, seed: int, **counts):
+    """A synth corpus of ``counts`` in one partition, its source list staged: the config, work location, sources."""
     corpus = tmp_path / "corpus"
-    synth_corpus(corpus, seed=3, videos=2, audio=1, images=3)
+    synth_corpus(corpus, seed=seed, **counts)
     cfg = CurateConfig(input=str(corpus), output=str(tmp_path / "out"), partitions=1)
     work = as_location(cfg.work_path)
     stage_partitions(cfg, work)
-    sources = partition_sources(work, 0)
+    return cfg, work, partition_sources(work, 0)
+
+
+def test_signatures_from_the_decoded_bytes_match_those_of_the_unstaged_clips(tmp_path: Path, ray_local):
+    cfg, work, sources = staged_partition(tmp_path, 3, videos=2, audio=1, images=3)
     actors = media_actors.start_media_actors(cfg, ray_local.cluster_resources())
     try:
         run_partition_media(cfg, 0, sources, actors, work, batch_size=2)
@@ -38,12 +43,7 @@ def test_signatures_from_the_decoded_bytes_match_those_of_the_unstaged_clips(tmp
 
 
 def test_progress_is_told_as_a_count_so_a_resumed_partition_does_not_count_twice(tmp_path: Path, ray_local):
-    corpus = tmp_path / "corpus"
-    synth_corpus(corpus, seed=4, videos=0, audio=0, images=3)
-    cfg = CurateConfig(input=str(corpus), output=str(tmp_path / "out"), partitions=1)
-    work = as_location(cfg.work_path)
-    stage_partitions(cfg, work)
-    sources = partition_sources(work, 0)
+    cfg, work, sources = staged_partition(tmp_path, 4, videos=0, audio=0, images=3)
     actors = media_actors.start_media_actors(cfg, ray_local.cluster_resources(), sound=False)
     told, told_again = [], []
     try:
