@@ -144,6 +144,12 @@ def run_tree(cmd: list[str], *, env: dict | None = None, preexec_fn=None, timeou
     import psutil
 
     become_subreaper()
+    # this process's own children from before (a multiprocessing resource tracker) are not the command's
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+
+    def tree() -> list:
+        return [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, preexec_fn=preexec_fn, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -154,10 +160,9 @@ def run_tree(cmd: list[str], *, env: dict | None = None, preexec_fn=None, timeou
 
     def sample() -> None:
         nonlocal peak
-        me = psutil.Process()
         while not stop.is_set():
             peak = max(peak, _hwm(proc.pid))
-            sampler.sample(me.children(recursive=True))
+            sampler.sample(tree())
             stop.wait(interval)
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -168,7 +173,7 @@ def run_tree(cmd: list[str], *, env: dict | None = None, preexec_fn=None, timeou
         proc.kill()
         stdout, stderr = proc.communicate()
     wall = time.perf_counter() - started
-    left = psutil.Process().children(recursive=True)
+    left = tree()
     _, alive = psutil.wait_procs(left, timeout=linger_s)  # Ray's daemons exit a little after the driver
     for p in alive:
         p.kill()
