@@ -367,7 +367,7 @@ def main() -> None:
         print(f"flow on 4 images: {first.cpu_s:.1f} CPU-s the first time (Prefect's database, bytecode), then "
               f"{small.cpu_s:.1f} CPU-s, {small.wall_s:.1f} s wall (most of it a run's fixed cost: Prefect server, "
               "Ray start, worker and actor starts)", flush=True)
-        flows, kernel_runs = [], []
+        flows, kernel_runs, pairs = [], [], []
         for rep in range(args.overhead_repeat):  # alternate, so a spell of load elsewhere hits both sides
             usage = flow_usage(write_config(root / f"flow-{rep}.yaml", corpus, str(root / f"flow-{rep}"), args))
             print("flow CPU-s by process (sampled): " + ", ".join(f"{k} {v:.1f}" for k, v in
@@ -382,11 +382,11 @@ def main() -> None:
             print("kernel CPU-s by stage: " + ", ".join(f"{k} {v:.2f}" for k, v in kernels.items())
                   + f"; sum {sum(kernels.values()):.2f} CPU-s ({kernel_wall:.1f} s wall; media kernels in "
                   f"{args.kernel_processes} process(es) at once; load average {os.getloadavg()[0]:.2f})", flush=True)
-            if args.overhead_repeat > 1:
-                print(f"run {rep + 1} of {args.overhead_repeat}: flow / kernels = "
-                      f"{usage.cpu_s / sum(kernels.values()):.2f}x", flush=True)
             flows.append(usage)
             kernel_runs.append(kernels)
+            pairs.append(usage.cpu_s / sum(kernels.values()))
+            if args.overhead_repeat > 1:
+                print(f"run {rep + 1} of {args.overhead_repeat}: flow / kernels = {pairs[-1]:.2f}x", flush=True)
         usage = min(flows, key=lambda u: u.cpu_s)
         kernels = min(kernel_runs, key=lambda k: sum(k.values()))
         kernel_cpu = sum(kernels.values())
@@ -407,8 +407,7 @@ def main() -> None:
                   f"{staged / hours / 2**30:.2f} GiB per source-hour")
         print(f"the 4-image corpus: flow {small.cpu_s:.1f} CPU-s, kernels {small_kernel_cpu:.1f} CPU-s; beyond it, "
               f"flow {usage.cpu_s - small.cpu_s:.1f} vs kernels {kernel_cpu - small_kernel_cpu:.1f} CPU-s")
-        pairs = sorted(u.cpu_s / sum(k.values()) for u, k in zip(flows, kernel_runs))
-        best = f" (best of {len(pairs)} each; pairs {pairs[0]:.2f}x-{pairs[-1]:.2f}x)" if len(pairs) > 1 else ""
+        best = f" (best of {len(pairs)} each; pairs {min(pairs):.2f}x-{max(pairs):.2f}x)" if len(pairs) > 1 else ""
         figures.append(f"orchestration overhead: flow CPU / kernel CPU = {usage.cpu_s / kernel_cpu:.2f}x{best} "
                        f"(target <= 1.15x)")
         figures.append("per source beyond a run's fixed cost: (flow - flow on 4 images) / (kernels - kernels on 4 "
