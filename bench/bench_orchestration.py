@@ -87,7 +87,8 @@ def media_kernels(cfg, items, clip_dir: str):
     from curators.decode import decode_asset
     from curators.facts import annotate_clip
     from curators.probe import probe_source
-    from curators.visual_facts import visual_facts
+    from curators.visual_facts import frame_groups, visual_facts_many
+    from pipelines.media_stage import PROBES_PER_TASK, VISUAL_FRAMES_PER_TASK
     from schemas.media import QuarantineRecord
 
     times, timed = stage_timer()
@@ -98,18 +99,28 @@ def media_kernels(cfg, items, clip_dir: str):
         (quarantine if isinstance(result, QuarantineRecord) else assets).append(result)
     transcriber = None
     clips = []
-    for asset in assets:
-        decoded = timed("decode", decode_asset, asset, cfg.decode, clip_dir)
-        if isinstance(decoded, QuarantineRecord):
-            quarantine.append(decoded)
-            continue
-        for clip in decoded:
-            transcript = None
-            if clip.audio_path:
-                transcriber = transcriber or timed("asr_load", Transcriber, cfg.asr)
-                transcript = timed("asr", transcriber.transcribe, clip)
-            visual = timed("visual", visual_facts, clip, cfg.visual) if clip.kind != "audio" else None
-            clips.append(timed("facts", annotate_clip, clip, transcript, visual, asset.metadata, asset.sha256))
+    for first in range(0, len(assets), PROBES_PER_TASK):  # the flow's groups: one decoder call, shared OCR runs
+        decoded = []
+        for asset in assets[first:first + PROBES_PER_TASK]:
+            value = timed("decode", decode_asset, asset, cfg.decode, clip_dir)
+            if isinstance(value, QuarantineRecord):
+                quarantine.append(value)
+                continue
+            for clip in value:
+                transcript = None
+                if clip.audio_path:
+                    transcriber = transcriber or timed("asr_load", Transcriber, cfg.asr)
+                    transcript = timed("asr", transcriber.transcribe, clip)
+                decoded.append((asset, clip, transcript))
+        framed = [i for i, (_, clip, _) in enumerate(decoded) if clip.kind != "audio"]
+        visuals = {}
+        for group in frame_groups([len(decoded[i][1].frame_paths) for i in framed], VISUAL_FRAMES_PER_TASK):
+            members = [framed[g] for g in group]
+            visuals.update(zip(members, timed("visual", visual_facts_many, [decoded[i][1] for i in members],
+                                              cfg.visual)))
+        for i, (asset, clip, transcript) in enumerate(decoded):
+            clips.append(timed("facts", annotate_clip, clip, transcript, visuals.get(i), asset.metadata,
+                               asset.sha256))
     return dict(times), clips, quarantine
 
 

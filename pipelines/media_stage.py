@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import ray
 
 from curators.facts import annotate_clip
+from curators.visual_facts import frame_groups
 from pipelines.clip_bundles import ClipBundle, narrowed, unpacked
 from pipelines.media_actors import SPREAD, MediaActors
 from schemas.config import IMAGE_EXTENSIONS, CurateConfig, ProbePolicy, VisualConfig
@@ -25,8 +26,9 @@ and scratch space whatever the corpus size, and keeps every CPU fed."""
 PROBES_PER_TASK = 4
 """Sources one probe task takes (fewer only for a batch's last sources or a window narrower than a group)."""
 VISUAL_FRAMES_PER_TASK = 4
-"""Frames one visual-facts task reads: the stills of a decode group share one task (an image costs 0.75 Ray
-calls, not 1.5); a video clip with more frames has one of its own."""
+"""Frames one visual-facts task reads: the stills of a decode group share one task and one tesseract run (an
+image costs 0.75 Ray calls, not 1.5, and a quarter of tesseract's start); a video clip with more frames has one of
+its own."""
 MAX_CONSECUTIVE_FAILURES = 200
 """This many quarantined sources in a row means the input or the set-up is wrong: stop."""
 
@@ -74,31 +76,25 @@ def probe_task(items: list[SourceItem], policy: ProbePolicy) -> list[tuple[Media
 
 @ray.remote(num_cpus=0.5)
 def visual_task(bundles: list[ClipBundle], cfg: VisualConfig) -> list[tuple[VisualFacts, float]]:
-    """Visual facts of a few clips in one task (see ``visual_groups``), with the seconds each took."""
-    from curators.visual_facts import visual_facts
+    """Visual facts of a few clips in one task and one tesseract run (see ``visual_groups``), with each clip's
+    share of the seconds they took."""
+    from contextlib import ExitStack
 
-    results = []
-    for bundle in bundles:
-        started = time.perf_counter()
-        with unpacked(bundle) as clip:
-            results.append((visual_facts(clip, cfg), time.perf_counter() - started))
-    return results
+    from curators.visual_facts import visual_facts_many
+
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        facts = visual_facts_many([stack.enter_context(unpacked(bundle)) for bundle in bundles], cfg)
+    share = (time.perf_counter() - started) / max(1, len(bundles))
+    return [(value, share) for value in facts]
 
 
 def visual_groups(framed: list[tuple[int, ClipBundle]],
                   frames_per_task: int = VISUAL_FRAMES_PER_TASK) -> list[list[tuple[int, ClipBundle]]]:
     """Clips (with their source's index) in the order given, cut into visual tasks of at most
     ``frames_per_task`` frames; a clip with more frames has a task of its own."""
-    groups: list[list[tuple[int, ClipBundle]]] = []
-    frames = 0
-    for member in framed:
-        count = max(1, len(member[1].clip.frame_paths))
-        if not groups or frames + count > frames_per_task:
-            groups.append([])
-            frames = 0
-        groups[-1].append(member)
-        frames += count
-    return groups
+    counts = [len(bundle.clip.frame_paths) for _, bundle in framed]
+    return [[framed[i] for i in group] for group in frame_groups(counts, frames_per_task)]
 
 
 def may_carry_sound(item: SourceItem) -> bool:

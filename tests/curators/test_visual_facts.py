@@ -6,7 +6,9 @@ import numpy as np
 from PIL import Image
 
 from curators.corpus_synth import PALETTE, render_card
-from curators.visual_facts import dominant_colors, mean_brightness, name_colors, read_text, visual_facts
+import curators.visual_facts as visual_module
+from curators.visual_facts import (dominant_colors, mean_brightness, name_colors, read_texts, visual_facts,
+                                    visual_facts_many)
 from schemas.config import VisualConfig
 from schemas.media import Clip
 
@@ -50,7 +52,43 @@ def test_card_frames_give_colours_motion_cut_and_text(tmp_path: Path):
 def test_ocr_reads_rendered_words(tmp_path: Path):
     path = tmp_path / "card.png"
     render_card((400, 300), "green", "circle", "purple", "LANTERN").save(path)
-    assert read_text(str(path)) == "LANTERN"
     blank = tmp_path / "blank.png"
     Image.new("RGB", (200, 200), PALETTE["orange"]).save(blank)
-    assert read_text(str(blank)) == ""
+    assert read_texts([str(path)]) == ["LANTERN"]
+    assert read_texts([str(blank)]) == [""]
+    assert read_texts([]) == []
+
+
+def cards(tmp_path: Path) -> list[Path]:
+    words = ["DOLPHIN", "", "KETTLE", "MEADOW", "VIOLIN"]  # a blank card among them
+    paths = []
+    for i, word in enumerate(words):
+        path = tmp_path / f"card{i}.jpg"
+        render_card((320, 240), ["blue", "red", "green", "yellow", "purple"][i], "square", "orange", word,
+                    0.1 * i).save(path, quality=95)
+        paths.append(path)
+    return paths
+
+
+def test_images_read_in_one_tesseract_run_read_as_each_does_alone(tmp_path: Path):
+    paths = [str(p) for p in cards(tmp_path)]
+    alone = [read_texts([p])[0] for p in paths]
+    assert alone[0] == "DOLPHIN" and alone[1] == "" and alone[3] == "MEADOW"
+    assert read_texts(paths) == alone
+    assert read_texts(paths[::-1]) == alone[::-1]  # a page's words are its own, wherever it sits in the run
+    clips = [clip_of([Path(p)], kind="image") for p in paths]
+    assert visual_facts_many(clips) == [visual_facts(c) for c in clips]
+
+
+def test_a_failed_shared_run_reads_each_image_alone(tmp_path: Path, monkeypatch):
+    paths = [str(p) for p in cards(tmp_path)]
+    expected = read_texts(paths)
+    real, runs = visual_module._tesseract_tsv, []
+
+    def list_runs_fail(source, timeout_s):  # tesseract dying on the run that reads a list of frames
+        runs.append(source.suffix)
+        return None if source.suffix == ".txt" else real(source, timeout_s)
+
+    monkeypatch.setattr(visual_module, "_tesseract_tsv", list_runs_fail)
+    assert read_texts(paths) == expected
+    assert runs == [".txt"] + [".png"] * len(paths)
