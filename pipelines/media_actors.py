@@ -30,29 +30,44 @@ work onto the driver's node first."""
 
 @dataclass(frozen=True, slots=True)
 class Reservations:
-    """CPUs the stage reserves per actor and per light task (probe, visual facts) on a cluster."""
+    """CPUs the stage reserves per actor, per probe task and per visual-facts task on a cluster."""
 
     decoders: int
     decoder: float
     asr: float
     caption: float
     light: float
+    """A probe task: short, and waiting on storage for a remote source."""
+    visual: float
+    """A visual-facts task: one busy tesseract thread."""
 
 
-def reservations(cluster_cpus: float, asr_actors: int, captioners: int) -> Reservations:
+def reservations(cluster_cpus: float, asr_actors: int, captioners: int,
+                 smallest_node_cpus: float | None = None) -> Reservations:
     """One decoder per four CPUs (at least one: decord decoding is the lightest of the media work); every
-    long-lived actor and every light task takes half a CPU, so probes and visual facts get most of a big
-    cluster and go round all its nodes. The actors are scaled down until a light task still fits beside
-    them all, or a small cluster (one CPU, or many ASR actors on two) would wait forever for a probe slot."""
+    long-lived actor and every probe task takes half a CPU, so probes get most of a big cluster and go round all
+    its nodes. The actors are scaled down until a probe still fits beside them all, or a small cluster (one CPU,
+    or many ASR actors on two) would wait forever for a probe slot.
+
+    Visual-facts tasks share what the actors leave so that as many run at once as the cluster has CPUs: each
+    keeps a core busy, and more than that only time-slices tesseract (measured on 2 cores: three 4-still
+    tesseract runs at once cost 0.34 CPU-s each, one or two at once 0.27-0.28). A visual task never takes more
+    than fits beside a decoder on the smallest node (``smallest_node_cpus``), or a one-CPU node holding the
+    decoder would run none."""
     light = 0.5 * min(1.0, max(cluster_cpus, 0.5) / 2)
     decoders = max(1, int(cluster_cpus) // 4)
     wanted = 0.5 * (decoders + asr_actors + int(captioners))
     scale = min(1.0, (cluster_cpus - light) / wanted)
 
     def cpus(value: float) -> float:  # Ray counts CPUs to 1e-4: round down so the sum never overshoots
-        return math.floor(value * scale * 1e4) / 1e4
+        return math.floor(value * 1e4) / 1e4
 
-    return Reservations(decoders=decoders, decoder=cpus(0.5), asr=cpus(0.5), caption=cpus(0.5), light=light)
+    decoder = cpus(0.5 * scale)
+    held = decoders * decoder + (asr_actors + int(captioners)) * cpus(0.5 * scale)
+    node = cluster_cpus if smallest_node_cpus is None else smallest_node_cpus
+    visual = max(light, cpus(min((cluster_cpus - held) / max(cluster_cpus, 1.0), node - decoder)))
+    return Reservations(decoders=decoders, decoder=decoder, asr=cpus(0.5 * scale), caption=cpus(0.5 * scale),
+                        light=light, visual=visual)
 
 
 # a killed actor process is restarted and its call retried (decoding is deterministic), so the run goes on
@@ -238,7 +253,9 @@ class MediaActors:
     asr: list
     captioner: list
     light: float
-    """CPUs of one probe or visual-facts task."""
+    """CPUs of one probe task."""
+    visual: float
+    """CPUs of one visual-facts task."""
 
 
 def start_media_actors(cfg: CurateConfig, resources: dict[str, float], sound: bool = True) -> MediaActors:
@@ -246,8 +263,10 @@ def start_media_actors(cfg: CurateConfig, resources: dict[str, float], sound: bo
     longest start (none when no source can carry ``sound``). Stop them with release_media_actors."""
     asr_count = asr_actor_count(cfg.asr, resources) if sound else 0
     captioners = caption_actor_count(cfg.visual, resources)
-    cpus = reservations(resources.get("CPU", 2), asr_count, captioners)
+    nodes = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) > 0]
+    cpus = reservations(resources.get("CPU", 2), asr_count, captioners, min(nodes, default=None))
     asr = asr_actors(cfg.asr, cpus.asr, asr_count) if sound else []
     gpu = 1 if cfg.visual.captioner == "local_vlm" and resources.get("GPU", 0) >= 1 else 0
     return MediaActors(decoders=decode_actors(cpus.decoders, cpus.decoder), asr=asr,
-                       captioner=caption_actors(cfg.visual, cpus.caption, captioners, gpu), light=cpus.light)
+                       captioner=caption_actors(cfg.visual, cpus.caption, captioners, gpu), light=cpus.light,
+                       visual=cpus.visual)

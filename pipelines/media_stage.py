@@ -138,7 +138,8 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
     files: dict[str, dict[str, bytes]] = {}
     quarantine: list[QuarantineRecord] = []
     usage: dict[str, list[StageUsage]] = {}
-    light = {"num_cpus": actors.light, "scheduling_strategy": SPREAD}  # probes and visual facts
+    light = {"num_cpus": actors.light, "scheduling_strategy": SPREAD}  # probes
+    visual = {"num_cpus": actors.visual, "scheduling_strategy": SPREAD}
     asr_pool = actors.asr
     asr_busy = [0] * len(asr_pool)
     decoders = actors.decoders
@@ -265,7 +266,7 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
                 counters["decode_ms"] += round(seconds * 1000)
                 decoded(source, value, framed)
             for group in visual_groups(framed):
-                call = visual_task.options(**light).remote([bundle for _, bundle in group], cfg.visual)
+                call = visual_task.options(**visual).remote([bundle for _, bundle in group], cfg.visual)
                 pending[call] = ("visual", tuple(i for i, _ in group), tuple(b.clip.clip_id for _, b in group))
             admit()
             continue

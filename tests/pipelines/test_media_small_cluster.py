@@ -35,10 +35,23 @@ def test_long_lived_actors_always_leave_room_for_a_probe():
                 r = reservations(cluster, asr, captioner)
                 held = r.decoders * r.decoder + asr * r.asr + (r.caption if captioner else 0)
                 assert r.decoders >= 1 and r.light > 0 and held + r.light <= cluster, (cluster, asr, captioner, r)
+                assert r.light <= r.visual and held + r.visual <= cluster, (cluster, asr, captioner, r)
     roomy = reservations(2, 1, False)
     assert (roomy.decoders, roomy.decoder, roomy.asr, roomy.light) == (1, 0.5, 0.5, 0.5), "two CPUs need no scaling"
     big = reservations(16, 1, True)
-    assert big.decoders == 4 and (16 - 0.5 * 6) / big.light >= 20, "most of a big cluster is left to light tasks"
+    assert big.decoders == 4 and (16 - 0.5 * 6) / big.light >= 20, "most of a big cluster is left to probes"
+
+
+def test_as_many_visual_tasks_run_at_once_as_there_are_cpus():
+    from pipelines.media_actors import reservations
+
+    images = reservations(2, 0, False)  # a decoder only: two visual tasks beside it, not three
+    assert images.visual == 0.75 and int((2 - images.decoder) / images.visual) == 2
+    assert reservations(2, 1, False).visual == 0.5  # the ASR actor holds half a CPU too
+    big = reservations(64, 16, False)
+    assert int((64 - 16 * 0.5 - 16 * 0.5) / big.visual) == 64
+    # two one-CPU nodes: a visual task must still fit beside the decoder on its node
+    assert reservations(2, 0, False, smallest_node_cpus=1).visual == 0.5
 
 
 def test_asr_pool_is_sized_to_the_cluster_unless_set():
