@@ -38,8 +38,14 @@ def load_frames(paths: list[str], size: int = ANALYSIS_SIZE) -> np.ndarray:
     return np.stack(frames) / 255.0
 
 
-def name_colors(rgb: np.ndarray) -> np.ndarray:
-    """Name every pixel of an (..., 3) array in [0, 1] with one of a dozen basic colour words."""
+COLOR_NAMES = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "brown", "gray", "white", "black")
+_HUE_BOUNDS = [bound for bound, _ in HUE_NAMES]
+_HUE_CODES = np.array([COLOR_NAMES.index(name) for _, name in HUE_NAMES])
+_ORANGE, _BROWN, _GRAY, _WHITE, _BLACK = (COLOR_NAMES.index(n) for n in ("orange", "brown", "gray", "white", "black"))
+
+
+def color_codes(rgb: np.ndarray) -> np.ndarray:
+    """Every pixel of an (..., 3) array in [0, 1] as the index of its colour word in ``COLOR_NAMES``."""
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     high = rgb.max(axis=-1)
     low = rgb.min(axis=-1)
@@ -47,23 +53,26 @@ def name_colors(rgb: np.ndarray) -> np.ndarray:
     saturation = np.where(high > 0, spread / np.maximum(high, 1e-6), 0.0)
     safe = np.maximum(spread, 1e-6)
     hue = np.where(high == r, ((g - b) / safe) % 6, np.where(high == g, (b - r) / safe + 2, (r - g) / safe + 4)) * 60.0
-    names = np.empty(rgb.shape[:-1], dtype=object)
-    bounds = [bound for bound, _ in HUE_NAMES]
-    labels = np.array([name for _, name in HUE_NAMES], dtype=object)
-    names[...] = labels[np.clip(np.searchsorted(bounds, hue, side="right"), 0, len(labels) - 1)]
-    names[(names == "orange") & (high < 0.6)] = "brown"
+    codes = _HUE_CODES[np.clip(np.searchsorted(_HUE_BOUNDS, hue, side="right"), 0, len(_HUE_CODES) - 1)]
+    codes[(codes == _ORANGE) & (high < 0.6)] = _BROWN
     grey = saturation < 0.2
-    names[grey] = "gray"
-    names[grey & (high > 0.8)] = "white"
-    names[high < 0.2] = "black"
-    return names
+    codes[grey] = _GRAY
+    codes[grey & (high > 0.8)] = _WHITE
+    codes[high < 0.2] = _BLACK
+    return codes
+
+
+def name_colors(rgb: np.ndarray) -> np.ndarray:
+    """Name every pixel of an (..., 3) array in [0, 1] with one of a dozen basic colour words."""
+    return np.array(COLOR_NAMES, dtype=object)[color_codes(rgb)]
 
 
 def dominant_colors(frames: np.ndarray, max_colors: int = 3, min_share: float = 0.05) -> list[tuple[str, float]]:
-    """(name, share of pixels) of the most frequent named colours, most frequent first."""
-    names, counts = np.unique(name_colors(frames), return_counts=True)
+    """(name, share of pixels) of the most frequent named colours, most frequent first (ties by name)."""
+    counts = np.bincount(color_codes(frames).ravel(), minlength=len(COLOR_NAMES))
     shares = counts / counts.sum()
-    ranked = sorted(zip(names.tolist(), shares.tolist()), key=lambda item: (-item[1], item[0]))
+    ranked = sorted(((COLOR_NAMES[i], float(shares[i])) for i in np.flatnonzero(counts)),
+                    key=lambda item: (-item[1], item[0]))
     return [(name, round(share, 4)) for name, share in ranked if share >= min_share][:max_colors]
 
 
@@ -126,7 +135,8 @@ def read_texts(image_paths: list[str], min_confidence: float = 60.0) -> list[str
     if not image_paths:
         return []
     with tempfile.TemporaryDirectory(prefix="ocr-") as tmp:
-        inputs = [_ocr_input(path, Path(tmp) / f"frame_{i:04d}.png") for i, path in enumerate(image_paths)]
+        # PGM: no compression to write, none for tesseract to undo (a PNG cost about 6 ms a still to write)
+        inputs = [_ocr_input(path, Path(tmp) / f"frame_{i:04d}.pgm") for i, path in enumerate(image_paths)]
         source = inputs[0]
         if len(inputs) > 1:
             source = Path(tmp) / "frames.txt"

@@ -91,4 +91,4 @@ def test_a_failed_shared_run_reads_each_image_alone(tmp_path: Path, monkeypatch)
 
     monkeypatch.setattr(visual_module, "_tesseract_tsv", list_runs_fail)
     assert read_texts(paths) == expected
-    assert runs == [".txt"] + [".png"] * len(paths)
+    assert runs == [".txt"] + [".pgm"] * len(paths)
