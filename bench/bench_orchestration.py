@@ -4,7 +4,8 @@ Measured in one run on one synthesised corpus (``--images``, ``--videos``, ``--a
   kernels   every curator called directly (probe, decode, ASR, visual facts, facts, media signatures +
             cross-partition dedup, dialogue planning + writing + filters, speech with ``--speech``, shard +
             catalog commit, report): no Ray, no Prefect. CPU seconds of the processes and the tools they run
-            (ffmpeg, tesseract). The media kernels run serially in this process, or with ``--kernel-processes``
+            (ffmpeg, tesseract), in the flow's groups (four sources a decode group, its stills in one visual-facts
+            call and one tesseract run). The media kernels run serially in this process, or with ``--kernel-processes``
             in that many at once, each over its share of the sources (the ASR model load counted once, as the
             flow's one ASR actor loads it); the rest serially here.
   flow      ``python -m flows.cli curate --config ...`` in a child process with ``partitions`` set: its own
@@ -127,8 +128,8 @@ def media_kernels(cfg, items, clip_dir: str):
 def kernel_seconds(cfg, processes: int = 1) -> tuple[dict[str, float], float]:
     """CPU seconds of each stage's kernels alone, no Ray, no Prefect; and their wall time. The media kernels run in
     ``processes`` processes at once, each serially over its share of the sources (1: in this process); the rest
-    runs serially here. Measured on 2 cores, one process vs two: 2,000 images 311.8 vs 312.8 CPU-s (visual facts
-    298.6 both), 200 videos 245.2 vs 239.6."""
+    runs serially here. Measured on 2 cores, one process vs two (before OCR runs were shared): 2,000 images 311.8 vs
+    312.8 CPU-s (visual facts 298.6 both), 200 videos 245.2 vs 239.6."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
