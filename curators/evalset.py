@@ -172,8 +172,10 @@ def plan_memory_dialogue(cell: Cell, attempt: int, pool: list[AnnotatedClip], sp
                                  media_clip_id=clip.clip.clip_id if clip else None, plants_statement=t in statements))
     turns.append(PlannedTurn(index=final, question_type=QUESTION_TYPE_OF[kind], recall_media_turns=media_recalls,
                              recall_statement_turns=statement_recalls))
+    # the pool is in the id: a text cell's dialogue may show no media, and two partitions planning the same cell
+    # and attempt must not write the same dialogue (the same sample key in two shards)
     digest = hashlib.sha256(f"eval-memory:{seed}:{cell_name(cell)}:{attempt}:{','.join(m.clip_id for m in media)}:"
-                            f"{length}".encode()).hexdigest()[:16]
+                            f"{length}:{','.join(ids)}".encode()).hexdigest()[:16]
     return DialoguePlan(dialogue_id=digest, seed=derive_seed("write", seed, digest), turns=turns, media=media,
                         max_distance=high)
 

@@ -179,3 +179,16 @@ def test_a_near_duplicate_pair_across_the_split_inside_a_partition_loses_its_lat
     [dup] = straddling_duplicates(train, held)
     assert (dup.clip_id, dup.duplicate_of, dup.distance, dup.reason) == ("b", "a", 2, "near_picture")
     assert straddling_duplicates(train + held[:1], []) == []  # pairs on one side are the sample filter's
+
+
+def test_two_partitions_planning_the_same_text_cell_write_different_dialogues():
+    # a text cell recalling at distance 1 has no other turn to show media on: its plan depends on the pool only
+    spec = MemorySetConfig(dialogues=2, max_turns=2, distance_bins=[[1, 1]], items=[1])
+    wanted = {name: 1 for name in cell_targets(spec)}
+    plans = [dict(plan_memory_set(clips, spec, wanted, 0)) for clips in (pool(6), pool(12)[6:])]
+    text = [p["text/d1/x1"] for p in plans]
+    assert not text[0].media and not text[1].media
+    assert text[0].dialogue_id != text[1].dialogue_id
+    by_id = {c.clip.clip_id: c for c in pool(12)}
+    written = curate_plans(text, by_id, CFG, make_writer(CFG.dialogue))
+    assert len({s.sample.key for s in written}) == 2
