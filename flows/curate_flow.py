@@ -139,4 +139,7 @@ def _publish_summary(cfg: CurateConfig, manifest, report: str, data: dict) -> No
 
 def run_curate(cfg: CurateConfig, progress: bool = True) -> dict:
     """Run the flow in this process (a temporary Prefect server starts unless PREFECT_API_URL is set)."""
-    return curate_flow(to_dict(cfg), progress=progress)
+    from flows.prefect_server import local_api
+
+    with local_api():
+        return curate_flow(to_dict(cfg), progress=progress)
