@@ -62,12 +62,11 @@ def reservations(cluster_cpus: float, asr_actors: int, captioners: int,
     def cpus(value: float) -> float:  # Ray counts CPUs to 1e-4: round down so the sum never overshoots
         return math.floor(value * 1e4) / 1e4
 
-    decoder = cpus(0.5 * scale)
-    held = decoders * decoder + (asr_actors + int(captioners)) * cpus(0.5 * scale)
+    actor = cpus(0.5 * scale)  # each decoder, ASR actor and captioner
+    held = (decoders + asr_actors + int(captioners)) * actor
     node = cluster_cpus if smallest_node_cpus is None else smallest_node_cpus
-    visual = max(light, cpus(min((cluster_cpus - held) / max(cluster_cpus, 1.0), node - decoder)))
-    return Reservations(decoders=decoders, decoder=decoder, asr=cpus(0.5 * scale), caption=cpus(0.5 * scale),
-                        light=light, visual=visual)
+    visual = max(light, cpus(min((cluster_cpus - held) / max(cluster_cpus, 1.0), node - actor)))
+    return Reservations(decoders=decoders, decoder=actor, asr=actor, caption=actor, light=light, visual=visual)
 
 
 # a killed actor process is restarted and its call retried (decoding is deterministic), so the run goes on
