@@ -89,20 +89,21 @@ def media_kernels(cfg, items, clip_dir: str):
     from curators.facts import annotate_clip
     from curators.probe import probe_source
     from curators.visual_facts import frame_groups, visual_facts_many
-    from pipelines.media_stage import PROBES_PER_TASK, VISUAL_FRAMES_PER_TASK
+    from pipelines.media_stage import SOURCES_PER_DECODE, VISUAL_FRAMES_PER_TASK
     from schemas.media import QuarantineRecord
 
     times, timed = stage_timer()
 
-    assets, quarantine = [], []
-    for item in items:
-        result = timed("probe", probe_source, item.uri, cfg.probe, metadata=item.metadata)
-        (quarantine if isinstance(result, QuarantineRecord) else assets).append(result)
+    quarantine = []
     transcriber = None
     clips = []
-    for first in range(0, len(assets), PROBES_PER_TASK):  # the flow's groups: one decoder call, shared OCR runs
+    for first in range(0, len(items), SOURCES_PER_DECODE):  # the flow's groups: one decoder call, shared OCR runs
         decoded = []
-        for asset in assets[first:first + PROBES_PER_TASK]:
+        for item in items[first:first + SOURCES_PER_DECODE]:
+            asset = timed("probe", probe_source, item.uri, cfg.probe, metadata=item.metadata)
+            if isinstance(asset, QuarantineRecord):
+                quarantine.append(asset)
+                continue
             value = timed("decode", decode_asset, asset, cfg.decode, clip_dir)
             if isinstance(value, QuarantineRecord):
                 quarantine.append(value)

@@ -15,8 +15,8 @@ from ray.util.placement_group import PlacementGroup, placement_group, remove_pla
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from pipelines.clip_bundles import ClipBundle, pack_clip, unpacked
-from schemas.config import AsrConfig, CurateConfig, DecodeConfig, VisualConfig
-from schemas.media import AnnotatedClip, ClipCaption, MediaAsset, QuarantineRecord, Transcript
+from schemas.config import AsrConfig, CurateConfig, DecodeConfig, ProbePolicy, VisualConfig
+from schemas.media import AnnotatedClip, ClipCaption, MediaAsset, QuarantineRecord, SourceItem, Transcript
 from schemas.usage import StageUsage
 from schemas.validation import to_json
 
@@ -24,40 +24,38 @@ log = logging.getLogger(__name__)
 
 
 SPREAD = "SPREAD"
-"""Probes, decoders and visual facts go round the nodes (I/O and decoding scale out); Ray's default packs
+"""Decoders and visual facts go round the nodes (I/O and decoding scale out); Ray's default packs
 work onto the driver's node first."""
 
 
 @dataclass(frozen=True, slots=True)
 class Reservations:
-    """CPUs the stage reserves per actor, per probe task and per visual-facts task on a cluster."""
+    """CPUs the stage reserves per actor and per visual-facts task on a cluster."""
 
     decoders: int
     decoder: float
     asr: float
     caption: float
-    light: float
-    """A probe task: short, and waiting on storage for a remote source."""
     visual: float
     """A visual-facts task: one busy tesseract thread."""
 
 
 def reservations(cluster_cpus: float, asr_actors: int, captioners: int,
                  smallest_node_cpus: float | None = None) -> Reservations:
-    """One decoder per four CPUs (at least one: decord decoding is the lightest of the media work); every
-    long-lived actor and every probe task takes half a CPU, so probes get most of a big cluster and go round all
-    its nodes. The actors are scaled down until a probe still fits beside them all, or a small cluster (one CPU,
-    or many ASR actors on two) would wait forever for a probe slot.
+    """One decoder per four CPUs (at least one: probing and decord decoding are the lightest of the media work);
+    every long-lived actor takes half a CPU. The actors are scaled down until a visual-facts task of half a CPU
+    (on a one-CPU cluster, a quarter) still fits beside them all, or a small cluster (one CPU, or many ASR actors
+    on two) would wait forever for a visual slot.
 
     Visual-facts tasks share what the actors leave so that as many run at once as the cluster has CPUs: each
     keeps a core busy, and more than that only time-slices tesseract (measured on 2 cores: three 4-still
     tesseract runs at once cost 0.34 CPU-s each, one or two at once 0.27-0.28). A visual task never takes more
     than fits beside a decoder on the smallest node (``smallest_node_cpus``), or a one-CPU node holding the
     decoder would run none."""
-    light = 0.5 * min(1.0, max(cluster_cpus, 0.5) / 2)
+    least = 0.5 * min(1.0, max(cluster_cpus, 0.5) / 2)  # the smallest visual task
     decoders = max(1, int(cluster_cpus) // 4)
     wanted = 0.5 * (decoders + asr_actors + int(captioners))
-    scale = min(1.0, (cluster_cpus - light) / wanted)
+    scale = min(1.0, (cluster_cpus - least) / wanted)
 
     def cpus(value: float) -> float:  # Ray counts CPUs to 1e-4: round down so the sum never overshoots
         return math.floor(value * 1e4) / 1e4
@@ -65,43 +63,59 @@ def reservations(cluster_cpus: float, asr_actors: int, captioners: int,
     actor = cpus(0.5 * scale)  # each decoder, ASR actor and captioner
     held = (decoders + asr_actors + int(captioners)) * actor
     node = cluster_cpus if smallest_node_cpus is None else smallest_node_cpus
-    visual = max(light, cpus(min((cluster_cpus - held) / max(cluster_cpus, 1.0), node - actor)))
-    return Reservations(decoders=decoders, decoder=actor, asr=actor, caption=actor, light=light, visual=visual)
+    visual = max(least, cpus(min((cluster_cpus - held) / max(cluster_cpus, 1.0), node - actor)))
+    return Reservations(decoders=decoders, decoder=actor, asr=actor, caption=actor, visual=visual)
 
 
-# a killed actor process is restarted and its call retried (decoding is deterministic), so the run goes on
+@dataclass(frozen=True, slots=True)
+class SourceDecoded:
+    """One source through a decoder: its probe's verdict, then (when it was accepted) its clips or the decode's."""
+
+    probe: MediaAsset | QuarantineRecord
+    decoded: list[ClipBundle] | QuarantineRecord | None
+    """None when the probe refused the source."""
+    probe_s: float
+    decode_s: float
+
+
+# a killed actor process is restarted and its call retried (probing and decoding are deterministic), so the run goes on
 @ray.remote(num_cpus=0.5, max_restarts=3, max_task_retries=3)
 class DecodeActor:
-    """Owns one isolated decoder process; a fixed pool of these bounds the decoders alive at once."""
+    """Probes sources and decodes the accepted ones in its one isolated decoder process; a fixed pool of these
+    bounds the decoders alive at once."""
 
     def __init__(self):
         from pipelines.isolation import IsolatedDecoder
 
         self.decoder = IsolatedDecoder()
 
-    def decode(self, assets: list[MediaAsset], cfg: DecodeConfig,
-               budget_s: float) -> list[tuple[list[ClipBundle] | QuarantineRecord, float]]:
-        """Decode each asset (one call takes the few a probe task found) into a private folder of this process
-        and hand its clips back as bytes, with the seconds it took."""
-        return [self._decode_one(asset, cfg, budget_s) for asset in assets]
+    def probe_and_decode(self, items: list[SourceItem], policy: ProbePolicy,
+                         cfg: DecodeConfig) -> list[SourceDecoded]:
+        """Probe each source (one call takes a few), decode the accepted ones into a private folder of this
+        process and hand their clips back as bytes. A remote source is fetched once, for both."""
+        return [self._one(item, policy, cfg) for item in items]
 
-    def _decode_one(self, asset: MediaAsset, cfg: DecodeConfig,
-                    budget_s: float) -> tuple[list[ClipBundle] | QuarantineRecord, float]:
+    def _one(self, item: SourceItem, policy: ProbePolicy, cfg: DecodeConfig) -> SourceDecoded:
         import shutil
         import tempfile
 
+        from curators.probe import probe_source
         from curators.sources import drop_local_copy
 
         started = time.perf_counter()
         work = tempfile.mkdtemp(prefix="omnicurate-decode-")
         try:
-            result = self.decoder.decode(asset, cfg, work, budget_s, cache_dir=work)
+            asset = probe_source(item.uri, policy, metadata=item.metadata, cache_dir=work)
+            probed = time.perf_counter()
+            if isinstance(asset, QuarantineRecord):
+                return SourceDecoded(asset, None, probed - started, 0.0)
+            result = self.decoder.decode(asset, cfg, work, policy.decode_timeout_s, cache_dir=work)
             if not isinstance(result, QuarantineRecord):
                 result = [pack_clip(clip) for clip in result]
+            return SourceDecoded(asset, result, probed - started, time.perf_counter() - probed)
         finally:
-            drop_local_copy(asset.uri, work)
+            drop_local_copy(item.uri, work)
             shutil.rmtree(work, ignore_errors=True)
-        return result, time.perf_counter() - started
 
     def close(self) -> None:
         self.decoder.close()
@@ -251,8 +265,6 @@ class MediaActors:
     decoders: list
     asr: list
     captioner: list
-    light: float
-    """CPUs of one probe task."""
     visual: float
     """CPUs of one visual-facts task."""
 
@@ -267,5 +279,5 @@ def start_media_actors(cfg: CurateConfig, resources: dict[str, float], sound: bo
     asr = asr_actors(cfg.asr, cpus.asr, asr_count) if sound else []
     gpu = 1 if cfg.visual.captioner == "local_vlm" and resources.get("GPU", 0) >= 1 else 0
     return MediaActors(decoders=decode_actors(cpus.decoders, cpus.decoder), asr=asr,
-                       captioner=caption_actors(cfg.visual, cpus.caption, captioners, gpu), light=cpus.light,
+                       captioner=caption_actors(cfg.visual, cpus.caption, captioners, gpu),
                        visual=cpus.visual)

@@ -1,4 +1,5 @@
-"""The media stage on Ray: probe -> isolated decode -> ASR (actor, model loaded once) + visual facts -> facts.
+"""The media stage on Ray: probe + isolated decode (decoder actors) -> ASR (actor, model loaded once) + visual
+facts -> facts.
 
 Decoded clips travel between the tasks and actors as bytes (ClipBundle), so each may run on any node.
 """
@@ -16,15 +17,17 @@ from curators.facts import annotate_clip
 from curators.visual_facts import frame_groups
 from pipelines.clip_bundles import ClipBundle, narrowed, unpacked
 from pipelines.media_actors import SPREAD, MediaActors
-from schemas.config import IMAGE_EXTENSIONS, CurateConfig, ProbePolicy, VisualConfig
+from schemas.config import IMAGE_EXTENSIONS, CurateConfig, VisualConfig
 from schemas.media import AnnotatedClip, ClipCaption, MediaAsset, QuarantineRecord, SourceItem, Transcript, VisualFacts
 from schemas.usage import StageUsage, total_usage
 
 ASSETS_IN_FLIGHT_PER_CPU = 2
 """Sources between probe and annotate at once, per cluster CPU (at least 8): the window bounds memory
 and scratch space whatever the corpus size, and keeps every CPU fed."""
-PROBES_PER_TASK = 4
-"""Sources one probe task takes (fewer only for a batch's last sources or a window narrower than a group)."""
+SOURCES_PER_DECODE = 4
+"""Sources one decoder call probes and decodes (fewer only for a batch's last sources or a window narrower than
+a group). Probing in the decoder's call, not in a task of its own, fetches a remote source once and saves a Ray
+call per group: a probe is short (a header read, one ffprobe)."""
 VISUAL_FRAMES_PER_TASK = 4
 """Frames one visual-facts task reads: the stills of a decode group share one task and one tesseract run (an
 image costs 0.75 Ray calls, not 1.5, and a quarter of tesseract's start); a video clip with more frames has one of
@@ -51,27 +54,6 @@ class MediaStageResult:
     """sources, accepted, quarantined, quarantined_<reason>, clips, clips_<kind>, transcribed,
     asr_segments_rejected, facts, facts_<kind>, seconds, and the busy time of each operator:
     probe_ms, decode_ms, asr_ms, visual_ms (caption_ms, captioned, caption_refused when a captioner is on)."""
-
-
-@ray.remote(num_cpus=0.5)
-def probe_task(items: list[SourceItem], policy: ProbePolicy) -> list[tuple[MediaAsset | QuarantineRecord, float]]:
-    """Probe a few sources in one task: a probe is short (a header read, one ffprobe), so one task each would
-    spend more in Ray's scheduling than in probing."""
-    import tempfile
-
-    from curators.probe import probe_source
-    from curators.sources import drop_local_copy
-
-    cache_dir = tempfile.gettempdir() + "/omnicurate-fetch"  # this node's copy of a remote source, dropped after
-    results = []
-    for item in items:
-        started = time.perf_counter()
-        try:
-            asset = probe_source(item.uri, policy, metadata=item.metadata, cache_dir=cache_dir)
-        finally:
-            drop_local_copy(item.uri, cache_dir)
-        results.append((asset, time.perf_counter() - started))
-    return results
 
 
 @ray.remote(num_cpus=0.5)
@@ -138,7 +120,6 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
     files: dict[str, dict[str, bytes]] = {}
     quarantine: list[QuarantineRecord] = []
     usage: dict[str, list[StageUsage]] = {}
-    light = {"num_cpus": actors.light, "scheduling_strategy": SPREAD}  # probes
     visual = {"num_cpus": actors.visual, "scheduling_strategy": SPREAD}
     asr_pool = actors.asr
     asr_busy = [0] * len(asr_pool)
@@ -147,9 +128,9 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
     captioners = actors.captioner
     captions_sent = 0
     pending: dict[ray.ObjectRef, tuple[str, int | tuple[int, ...], str | tuple[str, ...]]] = {}
-    """What each call in flight is for: (stage, the source's index, or the group's for probe, decode and visual
-    facts, and the clip id, or the group's clip ids for visual facts; for ASR the actor's slot too, for decode
-    its slot alone)."""
+    """What each call in flight is for: (stage, the source's index, or the group's for decode and visual facts, and
+    the clip id, or the group's clip ids for visual facts; for ASR the actor's slot too, for decode its slot
+    alone)."""
     states: dict[int, _AssetState] = {}
     next_item = 0
     finished = 0
@@ -157,15 +138,18 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
 
     def admit() -> None:
         nonlocal next_item
-        # whole groups of probes (a freed slot waits for a group's worth) unless the window is empty
-        while next_item < len(items) and (in_flight - len(states) >= min(PROBES_PER_TASK, len(items) - next_item)
+        # whole groups (a freed slot waits for a group's worth) unless the window is empty; each group goes to the
+        # least busy decoder, which probes it and decodes what it accepts
+        while next_item < len(items) and (in_flight - len(states) >= min(SOURCES_PER_DECODE, len(items) - next_item)
                                           or not states):
             first = next_item
-            next_item = min(len(items), first + PROBES_PER_TASK, first + max(1, in_flight - len(states)))
+            next_item = min(len(items), first + SOURCES_PER_DECODE, first + max(1, in_flight - len(states)))
             for index in range(first, next_item):
                 states[index] = _AssetState(item=items[index])
-            probe = probe_task.options(**light).remote(items[first:next_item], cfg.probe)
-            pending[probe] = ("probe", tuple(range(first, next_item)), "")
+            slot = decoder_busy.index(min(decoder_busy))
+            decoder_busy[slot] += 1
+            call = decoders[slot].probe_and_decode.remote(items[first:next_item], cfg.probe, cfg.decode)
+            pending[call] = ("decode", tuple(range(first, next_item)), str(slot))
 
     def close(index: int, record: QuarantineRecord | None) -> None:
         nonlocal finished, consecutive_failures
@@ -242,29 +226,17 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
     while pending:
         [ref], _ = ray.wait(list(pending), num_returns=1)
         stage, index, clip_id = pending.pop(ref)
-        if stage == "probe":  # a group of sources: the accepted ones go to one decoder in one call
-            accepted = []
-            for source, (value, seconds) in zip(index, ray.get(ref)):
-                counters["probe_ms"] += round(seconds * 1000)
-                if isinstance(value, QuarantineRecord):
-                    close(source, value)
-                else:
-                    states[source].asset = value
-                    accepted.append(source)
-            if accepted:
-                slot = decoder_busy.index(min(decoder_busy))
-                decoder_busy[slot] += 1
-                call = decoders[slot].decode.remote([states[i].asset for i in accepted], cfg.decode,
-                                                    cfg.probe.decode_timeout_s)
-                pending[call] = ("decode", tuple(accepted), str(slot))
-            admit()
-            continue
-        if stage == "decode":
+        if stage == "decode":  # a group of sources, probed and the accepted ones decoded
             decoder_busy[int(clip_id)] -= 1
             framed: list[tuple[int, ClipBundle]] = []
-            for source, (value, seconds) in zip(index, ray.get(ref)):
-                counters["decode_ms"] += round(seconds * 1000)
-                decoded(source, value, framed)
+            for source, done in zip(index, ray.get(ref)):
+                counters["probe_ms"] += round(done.probe_s * 1000)
+                if isinstance(done.probe, QuarantineRecord):
+                    close(source, done.probe)
+                    continue
+                states[source].asset = done.probe
+                counters["decode_ms"] += round(done.decode_s * 1000)
+                decoded(source, done.decoded, framed)
             for group in visual_groups(framed):
                 call = visual_task.options(**visual).remote([bundle for _, bundle in group], cfg.visual)
                 pending[call] = ("visual", tuple(i for i, _ in group), tuple(b.clip.clip_id for _, b in group))

@@ -246,3 +246,40 @@ def test_visual_groups_put_stills_together_and_a_long_clip_alone():
     assert [[b.clip.clip_id for _, b in g] for g in groups] == [["a", "b"], ["c"], ["d"], ["e", "f"]]
     assert [i for g in groups for i, _ in g] == [0, 1, 1, 2, 3, 3]  # every clip once, in order, with its source
     assert visual_groups([]) == []
+
+
+def test_a_remote_source_is_fetched_once_for_its_probe_and_its_decode(tmp_path: Path, ray_local):
+    """The decoder probes what it decodes: an HTTP source (a server on 127.0.0.1 that counts requests) is read
+    once, whole, not once by a probe task and again by the decoder."""
+    import json
+    import threading
+    from collections import Counter
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    corpus = tmp_path / "corpus"
+    facts = synth_corpus(corpus, seed=4, videos=1, audio=0, images=2)
+    gets: Counter = Counter()
+
+    class Counting(SimpleHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server name
+            gets[self.path] += 1
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Counting, directory=str(corpus)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        manifest = tmp_path / "sources.jsonl"
+        manifest.write_text("".join(json.dumps({"uri": f"{base}/{row['file']}"}) + "\n" for row in facts))
+        result = media_of(CurateConfig(input=str(manifest), output=str(tmp_path / "out"),
+                                       decode=DecodeConfig(frames_per_clip=2)))
+    finally:
+        server.shutdown()
+    assert result.quarantine == [] and {Path(a.clip.source_uri).name for a in result.clips} == {
+        row["file"] for row in facts}
+    assert all(a.clip.source_uri.startswith(base) for a in result.clips)
+    assert gets == Counter({f"/{row['file']}": 1 for row in facts}), gets
