@@ -185,8 +185,3 @@ def _cache_path(uri: str, cache_dir: str | Path | None) -> Path:
     suffix = Path(uri.rsplit("/", 1)[-1]).suffix
     return folder / (hashlib.sha256(uri.encode()).hexdigest()[:24] + suffix)
 
-
-def drop_local_copy(uri: str, cache_dir: str | Path | None) -> None:
-    """Delete the fetched copy of a remote source once it is decoded (scratch space stays bounded)."""
-    if is_remote(uri):
-        _cache_path(uri, cache_dir).unlink(missing_ok=True)

@@ -100,7 +100,6 @@ class DecodeActor:
         import tempfile
 
         from curators.probe import probe_source
-        from curators.sources import drop_local_copy
 
         started = time.perf_counter()
         work = tempfile.mkdtemp(prefix="omnicurate-decode-")
@@ -114,8 +113,7 @@ class DecodeActor:
                 result = [pack_clip(clip) for clip in result]
             return SourceDecoded(asset, result, probed - started, time.perf_counter() - probed)
         finally:
-            drop_local_copy(item.uri, work)
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)  # the fetched copy of a remote source lives in here too
 
     def close(self) -> None:
         self.decoder.close()
