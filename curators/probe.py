@@ -27,7 +27,9 @@ STAGE = "probe"
 # else keeps the ffprobe subprocess and its timeout, so that a hang or a native crash costs one file: video
 # and audio demuxers read and decode as much as the file makes them (stream info over seconds of media,
 # index rebuilds, duration scans), and their files cost far more to decode than a process does. WebP stays
-# there too: PyAV's newer libavcodec reads animated WebP, which this ffmpeg does not.
+# there too: PyAV's newer libavcodec reads animated WebP, which this ffmpeg does not. The media stage runs
+# ``probe_file`` in its decoders' isolated child (pipelines/isolation.py), so there a crash or a hang in the
+# in-process probe costs one file as well.
 IN_PROCESS_FAMILIES = frozenset({"png", "jpeg"})
 IN_PROCESS_MAX_BYTES = 16 * 1024**2
 IN_PROCESS_MAX_PIXELS = 8192 * 8192
@@ -316,16 +318,23 @@ def probe_file(path: str | Path, policy: ProbePolicy, *, uri: str | None = None,
                                 size_bytes=size, sha256=sha)
 
 
+def source_file(uri: str, cache_dir: str | Path | None = None) -> Path | QuarantineRecord:
+    """The local file holding a source's bytes: the path itself, or a remote object copied into ``cache_dir``;
+    a fetch that fails is a quarantine row."""
+    from curators.sources import is_remote, local_copy
+
+    if not is_remote(uri):
+        return Path(uri.removeprefix("file://"))
+    try:
+        return local_copy(uri, cache_dir)
+    except OSError as exc:
+        return QuarantineRecord(uri=uri, reason="unreadable", detail=f"cannot fetch: {exc}", stage=STAGE)
+
+
 def probe_source(uri: str, policy: ProbePolicy, *, metadata: dict[str, str] | None = None,
                  cache_dir: str | Path | None = None) -> MediaAsset | QuarantineRecord:
     """Probe one source: a local path, or an fsspec URL first copied into ``cache_dir``."""
-    from curators.sources import is_remote, local_copy
-
-    if is_remote(uri):
-        try:
-            path = local_copy(uri, cache_dir)
-        except OSError as exc:
-            return QuarantineRecord(uri=uri, reason="unreadable", detail=f"cannot fetch: {exc}", stage=STAGE)
-        return probe_file(path, policy, uri=uri, metadata=metadata)
-    path = uri.removeprefix("file://")
+    path = source_file(uri, cache_dir)
+    if isinstance(path, QuarantineRecord):
+        return path
     return probe_file(path, policy, uri=uri, metadata=metadata)

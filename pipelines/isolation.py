@@ -14,11 +14,14 @@ import time
 import traceback
 from pathlib import Path
 
-from schemas.config import DecodeConfig
+from schemas.config import DecodeConfig, ProbePolicy
 from schemas.media import Clip, MediaAsset, QuarantineRecord
 from schemas.validation import from_dict, to_dict
 
 DEFAULT_DECODER = "curators.decode:decode_asset"
+DEFAULT_PROBER = "curators.probe:probe_file"
+HASH_BYTES_PER_S = 64 * 1024**2
+"""A probe reads and hashes the whole file; its budget allows a second per this many bytes on top of its timeouts."""
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -41,17 +44,24 @@ def _signal_name(returncode: int) -> str:
         return f"signal {-returncode}"
 
 
-class IsolatedDecoder:
-    """A long-lived child process that decodes one asset per request.
+def probe_budget_s(policy: ProbePolicy, size_bytes: int) -> float:
+    """How long an isolated probe may take: twice its own ffprobe / PyAV timeout, plus time to hash the file."""
+    return 2 * policy.probe_timeout_s + size_bytes / HASH_BYTES_PER_S
 
-    ``decoder(asset, cfg, work_dir, cache_dir)`` runs in the child. Past ``budget_s`` the child and
-    everything it started are killed (``timeout``); a child killed by a signal (segfault, abort, out of
-    memory) is ``crashed``. Either way the next request starts a fresh child. ``decoder`` is
-    ``module:function``.
+
+class IsolatedDecoder:
+    """A long-lived child process that probes or decodes one file per request.
+
+    ``prober(path, policy, uri=, metadata=)`` and ``decoder(asset, cfg, work_dir, cache_dir)`` run in the
+    child. Past its budget the child and everything it started are killed (``timeout``); a child killed by a
+    signal (segfault, abort, out of memory) is ``crashed``. Either way the next request starts a fresh child.
+    ``decoder`` and ``prober`` are ``module:function``.
     """
 
-    def __init__(self, decoder: str = DEFAULT_DECODER, extra_pythonpath: tuple[str, ...] = ()):
+    def __init__(self, decoder: str = DEFAULT_DECODER, extra_pythonpath: tuple[str, ...] = (),
+                 prober: str = DEFAULT_PROBER):
         self.decoder = decoder
+        self.prober = prober
         self.extra_pythonpath = extra_pythonpath
         self._process: subprocess.Popen | None = None
         self._stderr = None
@@ -65,7 +75,7 @@ class IsolatedDecoder:
         env.setdefault("OMP_NUM_THREADS", "1")
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child
         self._pending = b""
-        self._process = subprocess.Popen([sys.executable, "-m", "pipelines.isolation", self.decoder],
+        self._process = subprocess.Popen([sys.executable, "-m", "pipelines.isolation", self.decoder, self.prober],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
                                          start_new_session=True)
         return self._process
@@ -101,39 +111,68 @@ class IsolatedDecoder:
             self._stderr.close()
             self._stderr = None
 
-    def decode(self, asset: MediaAsset, cfg: DecodeConfig, work_dir: str, budget_s: float, *,
-               cache_dir: str | None = None) -> list[Clip] | QuarantineRecord:
-        def refuse(reason: str, detail: str) -> QuarantineRecord:
-            return QuarantineRecord(uri=asset.uri, reason=reason, detail=detail, stage="decode",
-                                    size_bytes=asset.size_bytes, sha256=asset.sha256)
-
+    def _call(self, request: dict, budget_s: float, refuse) -> dict | QuarantineRecord:
+        """Send one request; its reply, or ``refuse(reason, detail)`` when the child hung or died."""
+        worker = {"probe": "prober", "decode": "decoder"}[request["op"]]
         process = self._process if self._process is not None and self._process.poll() is None else self._start()
-        request = json.dumps({"asset": to_dict(asset), "cfg": to_dict(cfg), "work_dir": str(work_dir),
-                              "cache_dir": cache_dir}) + "\n"
         deadline = time.monotonic() + budget_s
         try:
-            process.stdin.write(request.encode())
+            process.stdin.write((json.dumps(request) + "\n").encode())
             process.stdin.flush()
         except BrokenPipeError:
             pass
         line = self._read_line(process, deadline)
         if line is None:
             self.close()
-            return refuse("timeout", f"decode ran past its budget of {budget_s:g}s and was killed")
+            return refuse("timeout", f"{request['op']} ran past its budget of {budget_s:.1f}s and was killed")
         if not line:
             process.wait()
             tail = self._stderr_tail()
             self.close()
             if process.returncode < 0:
-                return refuse("crashed", f"decoder process died of {_signal_name(process.returncode)}")
-            return refuse("crashed", f"decoder process exited ({process.returncode}) without a result: {tail[-300:]}")
+                return refuse("crashed", f"{worker} process died of {_signal_name(process.returncode)}")
+            return refuse("crashed", f"{worker} process exited ({process.returncode}) without a result: "
+                                     f"{tail[-300:]}")
         reply = json.loads(line)
         if "error" in reply:
-            raise IsolatedCallError(f"isolated decoder failed on {asset.uri}:\n{reply['error']}")
+            raise IsolatedCallError(f"isolated {request['op']} failed on {request['uri']}:\n{reply['error']}")
+        return reply
+
+    def probe(self, path: str | Path, policy: ProbePolicy, *, uri: str | None = None,
+              metadata: dict[str, str] | None = None) -> MediaAsset | QuarantineRecord:
+        """Probe a local file (``uri`` names it in the records when it was fetched from elsewhere)."""
+        uri = uri or str(path)
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = 0  # the probe itself says why it cannot read the file
+
+        def refuse(reason: str, detail: str) -> QuarantineRecord:
+            return QuarantineRecord(uri=uri, reason=reason, detail=detail, stage="probe", size_bytes=size)
+
+        request = {"op": "probe", "uri": uri, "path": str(path), "policy": to_dict(policy),
+                   "metadata": metadata}
+        reply = self._call(request, probe_budget_s(policy, size), refuse)
+        if isinstance(reply, QuarantineRecord):
+            return reply
+        if "quarantine" in reply:
+            return from_dict(QuarantineRecord, reply["quarantine"])
+        return from_dict(MediaAsset, reply["asset"])
+
+    def decode(self, asset: MediaAsset, cfg: DecodeConfig, work_dir: str, budget_s: float, *,
+               cache_dir: str | None = None) -> list[Clip] | QuarantineRecord:
+        def refuse(reason: str, detail: str) -> QuarantineRecord:
+            return QuarantineRecord(uri=asset.uri, reason=reason, detail=detail, stage="decode",
+                                    size_bytes=asset.size_bytes, sha256=asset.sha256)
+
+        request = {"op": "decode", "uri": asset.uri, "asset": to_dict(asset), "cfg": to_dict(cfg),
+                   "work_dir": str(work_dir), "cache_dir": cache_dir}
+        reply = self._call(request, budget_s, refuse)
+        if isinstance(reply, QuarantineRecord):
+            return reply
         if "quarantine" in reply:
             return from_dict(QuarantineRecord, reply["quarantine"])
         return [from_dict(Clip, clip) for clip in reply["clips"]]
-
 
 def decode_isolated(asset: MediaAsset, cfg: DecodeConfig, work_dir: str, budget_s: float, *,
                     cache_dir: str | None = None, decoder: str = DEFAULT_DECODER,
@@ -158,29 +197,37 @@ def _exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _serve(decoder_name: str) -> None:
+def _load(name: str):
+    module_name, _, attr = name.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def _answer(request: dict, decoder_name: str, prober_name: str) -> dict:
+    if request["op"] == "probe":
+        result = _load(prober_name)(request["path"], from_dict(ProbePolicy, request["policy"]), uri=request["uri"],
+                                    metadata=request["metadata"])
+        key = "asset"
+    else:
+        result = _load(decoder_name)(from_dict(MediaAsset, request["asset"]), from_dict(DecodeConfig, request["cfg"]),
+                                     request["work_dir"], request["cache_dir"])
+        key = "clips"
+    return {"quarantine" if isinstance(result, QuarantineRecord) else key: to_dict(result)}
+
+
+def _serve(decoder_name: str, prober_name: str) -> None:
     """Answer one JSON request per input line until stdin closes."""
     _exit_with_parent(os.getppid())
     # replies go to a private copy of stdout; anything a native library prints lands on stderr
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
-    module_name, _, attr = decoder_name.partition(":")
-    decoder = getattr(importlib.import_module(module_name), attr)
     for line in sys.stdin:
-        request = json.loads(line)
         try:
-            result = decoder(from_dict(MediaAsset, request["asset"]), from_dict(DecodeConfig, request["cfg"]),
-                             request["work_dir"], request["cache_dir"])
+            reply = _answer(json.loads(line), decoder_name, prober_name)
         except Exception:  # noqa: BLE001 - sent back whole; the parent raises IsolatedCallError
             reply = {"error": traceback.format_exc(limit=8)}
-        else:
-            if isinstance(result, QuarantineRecord):
-                reply = {"quarantine": to_dict(result)}
-            else:
-                reply = {"clips": to_dict(result)}
         replies.write(json.dumps(reply) + "\n")
         replies.flush()
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_DECODER)
+    _serve(sys.argv[1], sys.argv[2])

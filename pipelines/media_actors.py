@@ -91,20 +91,23 @@ class DecodeActor:
 
     def probe_and_decode(self, items: list[SourceItem], policy: ProbePolicy,
                          cfg: DecodeConfig) -> list[SourceDecoded]:
-        """Probe each source (one call takes a few), decode the accepted ones into a private folder of this
-        process and hand their clips back as bytes. A remote source is fetched once, for both."""
+        """Probe each source (one call takes a few) and decode the accepted ones, both in the isolated decoder
+        process, into a private folder of this process; hand their clips back as bytes. A remote source is
+        fetched once, for both."""
         return [self._one(item, policy, cfg) for item in items]
 
     def _one(self, item: SourceItem, policy: ProbePolicy, cfg: DecodeConfig) -> SourceDecoded:
         import shutil
         import tempfile
 
-        from curators.probe import probe_source
+        from curators.probe import source_file
 
         started = time.perf_counter()
         work = tempfile.mkdtemp(prefix="omnicurate-decode-")
         try:
-            asset = probe_source(item.uri, policy, metadata=item.metadata, cache_dir=work)
+            path = source_file(item.uri, work)
+            asset = path if isinstance(path, QuarantineRecord) else \
+                self.decoder.probe(path, policy, uri=item.uri, metadata=item.metadata)
             probed = time.perf_counter()
             if isinstance(asset, QuarantineRecord):
                 return SourceDecoded(asset, None, probed - started, 0.0)

@@ -21,7 +21,7 @@ QuarantineReason = Literal[
     "too_large",  # bytes or resolution over policy
     "too_short",  # duration under policy
     "timeout",  # a probe or decode ran past its time budget
-    "crashed",  # the isolated decoder process died (native crash)
+    "crashed",  # the isolated probe or decoder process died (native crash)
     "unreadable",  # the source could not be opened or read
     "duplicate",  # a clip whose media is a copy of one kept in another partition (the kept one is named)
 ]

@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
-from media_fixtures import counter_video, subtitles_only_mkv, tone, truncated_copy, unknown_codec_wav
+from media_fixtures import card_image, counter_video, subtitles_only_mkv, tone, truncated_copy, unknown_codec_wav
 
 from curators.corpus_synth import synth_corpus
 from curators.probe import probe_source
@@ -122,6 +122,36 @@ def test_a_crashing_decoder_is_quarantined_and_a_buggy_one_raises(tmp_path: Path
                         extra_pythonpath=(str(plugins),))
     clips = decode_isolated(asset, DecodeConfig(frames_per_clip=2), str(tmp_path / "w"), 60.0)
     assert len(clips) == 1 and len(clips[0].frame_paths) == 2
+
+
+def test_a_probe_runs_in_the_isolated_child_where_a_crash_or_hang_costs_one_file(tmp_path: Path):
+    """The decoder's child probes too: a prober that aborts or hangs is a probe quarantine row (crashed,
+    timeout), not a dead actor, and the next probe in a fresh child gives what probing in-process gives."""
+    image = card_image(tmp_path / "card.png")
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "bad_probers.py").write_text(
+        "import os, time\n"
+        "def abort(path, policy, uri, metadata):\n    os.abort()\n"
+        "def hang(path, policy, uri, metadata):\n    time.sleep(600)\n")
+    policy = ProbePolicy(probe_timeout_s=0.5)
+    for prober, reason, detail in [("bad_probers:abort", "crashed", "prober process died of SIGABRT"),
+                                   ("bad_probers:hang", "timeout", "probe ran past its budget of 1.0s and was killed")]:
+        isolated = IsolatedDecoder(extra_pythonpath=(str(plugins),), prober=prober)
+        try:
+            record = isolated.probe(image, policy, uri="s3://b/card.png", metadata={"k": "v"})
+        finally:
+            isolated.close()
+        assert (record.reason, record.detail, record.stage, record.uri) == (reason, detail, "probe", "s3://b/card.png")
+        assert record.size_bytes == image.stat().st_size
+    isolated = IsolatedDecoder()
+    try:
+        asset = isolated.probe(image, ProbePolicy(), metadata={"k": "v"})
+        assert isolated.probe(tmp_path / "missing.png", ProbePolicy()).reason == "unreadable"
+    finally:
+        isolated.close()
+    assert asset == probe_source(str(image), ProbePolicy(), metadata={"k": "v"})
+    assert (asset.kind, asset.metadata) == ("image", {"k": "v"})
 
 
 def test_no_sources_gives_an_empty_result(tmp_path: Path, ray_local):
