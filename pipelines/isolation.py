@@ -174,6 +174,7 @@ class IsolatedDecoder:
             return from_dict(QuarantineRecord, reply["quarantine"])
         return [from_dict(Clip, clip) for clip in reply["clips"]]
 
+
 def decode_isolated(asset: MediaAsset, cfg: DecodeConfig, work_dir: str, budget_s: float, *,
                     cache_dir: str | None = None, decoder: str = DEFAULT_DECODER,
                     extra_pythonpath: tuple[str, ...] = ()) -> list[Clip] | QuarantineRecord:
