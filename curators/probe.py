@@ -321,10 +321,8 @@ def probe_file(path: str | Path, policy: ProbePolicy, *, uri: str | None = None,
 def source_file(uri: str, cache_dir: str | Path | None = None) -> Path | QuarantineRecord:
     """The local file holding a source's bytes: the path itself, or a remote object copied into ``cache_dir``;
     a fetch that fails is a quarantine row."""
-    from curators.sources import is_remote, local_copy
+    from curators.sources import local_copy
 
-    if not is_remote(uri):
-        return Path(uri.removeprefix("file://"))
     try:
         return local_copy(uri, cache_dir)
     except OSError as exc:
