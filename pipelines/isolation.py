@@ -111,9 +111,10 @@ class IsolatedDecoder:
             self._stderr.close()
             self._stderr = None
 
-    def _call(self, request: dict, budget_s: float, refuse) -> dict | QuarantineRecord:
-        """Send one request; its reply, or ``refuse(reason, detail)`` when the child hung or died."""
-        worker = {"probe": "prober", "decode": "decoder"}[request["op"]]
+    def _call(self, request: dict, budget_s: float, refuse):
+        """Send one request; the reply's payload, its quarantine row, or ``refuse(reason, detail)`` when the child
+        hung or died."""
+        worker, key = {"probe": ("prober", "asset"), "decode": ("decoder", "clips")}[request["op"]]
         process = self._process if self._process is not None and self._process.poll() is None else self._start()
         deadline = time.monotonic() + budget_s
         try:
@@ -136,7 +137,9 @@ class IsolatedDecoder:
         reply = json.loads(line)
         if "error" in reply:
             raise IsolatedCallError(f"isolated {request['op']} failed on {request['uri']}:\n{reply['error']}")
-        return reply
+        if "quarantine" in reply:
+            return from_dict(QuarantineRecord, reply["quarantine"])
+        return reply[key]
 
     def probe(self, path: str | Path, policy: ProbePolicy, *, uri: str | None = None,
               metadata: dict[str, str] | None = None) -> MediaAsset | QuarantineRecord:
@@ -153,11 +156,7 @@ class IsolatedDecoder:
         request = {"op": "probe", "uri": uri, "path": str(path), "policy": to_dict(policy),
                    "metadata": metadata}
         reply = self._call(request, probe_budget_s(policy, size), refuse)
-        if isinstance(reply, QuarantineRecord):
-            return reply
-        if "quarantine" in reply:
-            return from_dict(QuarantineRecord, reply["quarantine"])
-        return from_dict(MediaAsset, reply["asset"])
+        return reply if isinstance(reply, QuarantineRecord) else from_dict(MediaAsset, reply)
 
     def decode(self, asset: MediaAsset, cfg: DecodeConfig, work_dir: str, budget_s: float, *,
                cache_dir: str | None = None) -> list[Clip] | QuarantineRecord:
@@ -168,11 +167,7 @@ class IsolatedDecoder:
         request = {"op": "decode", "uri": asset.uri, "asset": to_dict(asset), "cfg": to_dict(cfg),
                    "work_dir": str(work_dir), "cache_dir": cache_dir}
         reply = self._call(request, budget_s, refuse)
-        if isinstance(reply, QuarantineRecord):
-            return reply
-        if "quarantine" in reply:
-            return from_dict(QuarantineRecord, reply["quarantine"])
-        return [from_dict(Clip, clip) for clip in reply["clips"]]
+        return reply if isinstance(reply, QuarantineRecord) else [from_dict(Clip, clip) for clip in reply]
 
 
 def decode_isolated(asset: MediaAsset, cfg: DecodeConfig, work_dir: str, budget_s: float, *,
