@@ -198,14 +198,14 @@ def _load(name: str):
     return getattr(importlib.import_module(module_name), attr)
 
 
-def _answer(request: dict, decoder, prober) -> dict:
+def _answer(request: dict, decoder_name: str, prober_name: str) -> dict:
     if request["op"] == "probe":
-        result = prober(request["path"], from_dict(ProbePolicy, request["policy"]), uri=request["uri"],
-                        metadata=request["metadata"])
+        result = _load(prober_name)(request["path"], from_dict(ProbePolicy, request["policy"]), uri=request["uri"],
+                                    metadata=request["metadata"])
         key = "asset"
     else:
-        result = decoder(from_dict(MediaAsset, request["asset"]), from_dict(DecodeConfig, request["cfg"]),
-                         request["work_dir"], request["cache_dir"])
+        result = _load(decoder_name)(from_dict(MediaAsset, request["asset"]), from_dict(DecodeConfig, request["cfg"]),
+                                     request["work_dir"], request["cache_dir"])
         key = "clips"
     return {"quarantine" if isinstance(result, QuarantineRecord) else key: to_dict(result)}
 
@@ -216,10 +216,9 @@ def _serve(decoder_name: str, prober_name: str) -> None:
     # replies go to a private copy of stdout; anything a native library prints lands on stderr
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
-    decoder, prober = _load(decoder_name), _load(prober_name)
     for line in sys.stdin:
         try:
-            reply = _answer(json.loads(line), decoder, prober)
+            reply = _answer(json.loads(line), decoder_name, prober_name)
         except Exception:  # noqa: BLE001 - sent back whole; the parent raises IsolatedCallError
             reply = {"error": traceback.format_exc(limit=8)}
         replies.write(json.dumps(reply) + "\n")
