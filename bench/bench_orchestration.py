@@ -14,7 +14,12 @@ Measured in one run on one synthesised corpus (``--images``, ``--videos``, ``--a
             (Prefect's database, bytecode), then the same again: the fixed cost of a run. With
             ``--overhead-repeat N`` the flow and the kernels run N times each, alternating, and the least CPU-s
             of each side counts (as for the nodes: load from elsewhere on a shared machine must not decide the
-            figure); every pair's own ratio is printed too.
+            figure); every pair's own ratio is printed too. That is ``--flow cold``: a one-off command, paying to
+            start a Prefect server and a Ray instance of its own. ``--flow warm`` measures the same command as a
+            flow scheduled on a cluster runs it: joined (``RAY_ADDRESS``, ``PREFECT_API_URL``) to a Ray head over
+            every core and a Prefect server that the bench started before and leaves running; counted are the
+            command's tree and every process of the cluster and the server from the command's start to its end
+            (their idle time included; their start not). ``--flow both`` (the default) measures each.
   nodes     the same flow from a driver joined to a Ray cluster of one one-CPU node vs two, each node (and
             everything it starts) pinned to its own core with sched_setaffinity; output and work on a
             ``file://`` URL, which the run treats as shared storage (as a bucket), so partition tasks may
@@ -201,13 +206,49 @@ def write_config(path: Path, corpus: Path, output: str, args) -> Path:
     return path
 
 
-def flow_usage(config: Path):
-    """The whole `curate` command in a child process, its process tree measured."""
+def flow_usage(config: Path, cluster: RunningCluster | None = None):
+    """The whole `curate` command in a child process, its process tree measured; with ``cluster``, a command that
+    joins that running Ray cluster and Prefect API, whose processes' CPU during the run counts too."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), **(cluster.env if cluster else {}))
     usage = run_tree([sys.executable, "-m", "flows.cli", "curate", "--config", str(config), "--no-summary"],
-                     env=dict(os.environ, PYTHONPATH=str(REPO)), linger_s=30)
+                     env=env, linger_s=30, also=cluster.processes if cluster else None)
     if usage.returncode != 0:
         raise SystemExit(f"the curate flow failed ({usage.returncode}):\n{usage.stderr[-4000:]}")
     return usage
+
+
+class RunningCluster:
+    """A local Ray head over every core and a Prefect API, started once and left running, as a flow scheduled on
+    a real cluster finds them: a run pays for joining them, its own workers and their idle time, not for starting
+    them (``env`` points a curate command at both; ``processes`` lists theirs)."""
+
+    def __init__(self) -> None:
+        from flows.prefect_env import prepare_prefect_env
+        from flows.prefect_server import start_server
+
+        self.temp_dir, self.port = scratch("bench-ray-"), _free_port()
+        ray = str(Path(sys.executable).with_name("ray"))
+        subprocess.run([ray, "start", "--head", f"--port={self.port}", f"--num-cpus={os.cpu_count()}",
+                        f"--temp-dir={self.temp_dir}", "--disable-usage-stats"], check=True, capture_output=True)
+        prepare_prefect_env()
+        self.server, api_url = start_server(180)
+        self.env = {"RAY_ADDRESS": f"127.0.0.1:{self.port}", "PREFECT_API_URL": api_url}
+
+    def processes(self) -> list:
+        import psutil
+
+        roots = [p for p in psutil.process_iter(["cmdline"]) if p.pid == self.server.pid
+                 or any(self.temp_dir in arg or arg.endswith(f":{self.port}") for arg in p.info["cmdline"] or [])]
+        found = {}
+        for root in roots:
+            try:
+                found.update((p.pid, p) for p in [root, *root.children(recursive=True)])
+            except psutil.NoSuchProcess:
+                pass
+        return list(found.values())
+
+    def stop(self) -> None:
+        _kill(self.processes())
 
 
 def _free_port() -> int:
@@ -303,13 +344,21 @@ def cluster_run(warm_config: Path, config: Path, nodes: int) -> dict:
         return json.loads(done.stdout.rsplit("RESULT", 1)[1])
     finally:
         # the cluster's daemons name its temp dir; its client server names only the head's port
-        procs = [p for p in psutil.process_iter(["cmdline"])
-                 if any(temp_dir in arg or arg.endswith(f":{port}") for arg in p.info["cmdline"] or [])]
-        for proc in procs:
+        _kill([p for p in psutil.process_iter(["cmdline"])
+               if any(temp_dir in arg or arg.endswith(f":{port}") for arg in p.info["cmdline"] or [])])
+
+
+def _kill(processes: list) -> None:
+    import psutil
+
+    for proc in processes:
+        try:
             for child in proc.children(recursive=True):
                 child.kill()
             proc.kill()
-        psutil.wait_procs(procs, timeout=10)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(processes, timeout=10)
 
 
 SYNTH_MAX_VIDEOS = 20
@@ -340,6 +389,86 @@ def tree_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+FLOW_MODES = {"cold": "a one-off command starting its own Prefect server and Ray",
+              "warm": "a run joining a running Ray cluster and Prefect API"}
+
+
+def overhead(args, root: Path, corpus: Path, warm: Path, sources: int, hours: float) -> list[str]:
+    """The flow (in each of ``args.flow``'s modes) vs the sum of its kernels, alternating; returns the figures."""
+    from schemas.config import load_config
+
+    modes = ["cold", "warm"] if args.flow == "both" else [args.flow]
+    cluster = RunningCluster() if "warm" in modes else None
+    try:
+        small: dict[str, object] = {}
+        for mode in modes:
+            on = cluster if mode == "warm" else None
+            first = flow_usage(write_config(root / f"{mode}-first.yaml", warm, str(root / f"{mode}-first"), args), on)
+            small[mode] = flow_usage(write_config(root / f"{mode}-again.yaml", warm, str(root / f"{mode}-again"),
+                                                  args), on)
+            print(f"{mode} flow ({FLOW_MODES[mode]}) on 4 images: {first.cpu_s:.1f} CPU-s the first time (Prefect's "
+                  f"database, bytecode), then {small[mode].cpu_s:.1f} CPU-s, {small[mode].wall_s:.1f} s wall (a run's "
+                  "fixed cost)", flush=True)
+        flows: dict[str, list] = {mode: [] for mode in modes}
+        kernel_runs, pairs = [], {mode: [] for mode in modes}
+        for rep in range(args.overhead_repeat):  # alternate, so a spell of load elsewhere hits every side
+            for mode in modes:
+                out = root / f"{mode}-{rep}"
+                usage = flow_usage(write_config(root / f"{mode}-{rep}.yaml", corpus, str(out), args),
+                                   cluster if mode == "warm" else None)
+                print(f"{mode} flow CPU-s by process (sampled): " + ", ".join(
+                    f"{k} {v:.1f}" for k, v in sorted(usage.cpu_by_role.items())))
+                print(f"{mode} flow, Ray workers' CPU-s by task, with the tools they ran (sampled): " + ", ".join(
+                    f"{k.removeprefix('ray::')} {v:.1f}" for k, v in sorted(usage.cpu_by_ray_task.items(),
+                                                                             key=lambda kv: -kv[1]) if v >= 0.05))
+                print(f"{mode} flow: {usage.cpu_s:.1f} CPU-s, {usage.wall_s:.1f} s wall, driver peak RSS "
+                      f"{usage.root_peak_rss / 2**20:.0f} MiB (load average {os.getloadavg()[0]:.2f})", flush=True)
+                flows[mode].append(usage)
+            kernels, kernel_wall = kernel_seconds(load_config(write_config(
+                root / f"kernels-{rep}.yaml", corpus, str(root / f"kernels-{rep}"), args)), args.kernel_processes)
+            print("kernel CPU-s by stage: " + ", ".join(f"{k} {v:.2f}" for k, v in kernels.items())
+                  + f"; sum {sum(kernels.values()):.2f} CPU-s ({kernel_wall:.1f} s wall; media kernels in "
+                  f"{args.kernel_processes} process(es) at once; load average {os.getloadavg()[0]:.2f})", flush=True)
+            kernel_runs.append(kernels)
+            for mode in modes:
+                pairs[mode].append(flows[mode][-1].cpu_s / sum(kernels.values()))
+            if args.overhead_repeat > 1:
+                print(f"run {rep + 1} of {args.overhead_repeat}: " + ", ".join(
+                    f"{mode} flow / kernels = {pairs[mode][-1]:.2f}x" for mode in modes), flush=True)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    kernels = min(kernel_runs, key=lambda k: sum(k.values()))
+    kernel_cpu = sum(kernels.values())
+    small_kernels, _ = kernel_seconds(load_config(write_config(root / "warm-kernels.yaml", warm,
+                                                               str(root / "warm-kernels"), args)))
+    small_kernel_cpu = sum(small_kernels.values())
+    staged = tree_bytes(root / f"{modes[0]}-0" / ".work" / "media")
+    figures = []
+    for mode in modes:
+        usage = min(flows[mode], key=lambda u: u.cpu_s)
+        if args.overhead_repeat > 1:
+            print(f"best of {args.overhead_repeat}: {mode} flow {usage.cpu_s:.1f} CPU-s, kernels {kernel_cpu:.1f} CPU-s "
+                  "(each side's least: what the work costs when nothing else on the machine adds to it)")
+        print(f"per source: {mode} flow {usage.cpu_s / sources:.3f} CPU-s, kernels {kernel_cpu / sources:.3f} CPU-s")
+        print(f"per partition ({sources / args.partitions:.0f} sources): {mode} flow "
+              f"{usage.cpu_s / args.partitions:.1f} CPU-s, staged {staged / args.partitions / 2**20:.1f} MiB")
+        if hours:
+            print("kernel CPU-s per source-hour: " + ", ".join(f"{k} {v / hours:.0f}" for k, v in kernels.items())
+                  + f"; all {kernel_cpu / hours:.0f}; {mode} flow {usage.cpu_s / hours:.0f}; staged "
+                  f"{staged / hours / 2**30:.2f} GiB per source-hour")
+        print(f"the 4-image corpus: {mode} flow {small[mode].cpu_s:.1f} CPU-s, kernels {small_kernel_cpu:.1f} CPU-s; "
+              f"beyond it, {mode} flow {usage.cpu_s - small[mode].cpu_s:.1f} vs kernels "
+              f"{kernel_cpu - small_kernel_cpu:.1f} CPU-s")
+        best = (f" (best of {len(pairs[mode])} each; pairs {min(pairs[mode]):.2f}x-{max(pairs[mode]):.2f}x)"
+                if len(pairs[mode]) > 1 else "")
+        figures.append(f"orchestration overhead, {mode} ({FLOW_MODES[mode]}): flow CPU / kernel CPU = "
+                       f"{usage.cpu_s / kernel_cpu:.2f}x{best} (target <= 1.15x)")
+        figures.append(f"{mode}, per source beyond a run's fixed cost: (flow - flow on 4 images) / (kernels - kernels "
+                       f"on 4 images) = {(usage.cpu_s - small[mode].cpu_s) / (kernel_cpu - small_kernel_cpu):.2f}x")
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=4)
@@ -355,13 +484,15 @@ def main() -> None:
     parser.add_argument("--overhead-repeat", type=int, default=1,
                         help="alternating flow and kernel runs; the least CPU-s of each counts")
     parser.add_argument("--skip-overhead", action="store_true", help="skip the flow vs kernels comparison")
+    parser.add_argument("--flow", choices=["cold", "warm", "both"], default="both",
+                        help="the flow measured against the kernels: cold (the command starts its own Prefect "
+                        "server and Ray), warm (it joins a running Ray cluster and Prefect API), or both (default)")
     parser.add_argument("--skip-nodes", action="store_true", help="skip the 1 vs 2 node comparison")
     parser.add_argument("--node-repeat", type=int, default=1,
                         help="alternating 1-node and 2-node runs; the best of each counts")
     args = parser.parse_args()
 
     from curators.corpus_synth import synth_corpus
-    from schemas.config import load_config
 
     root = Path(scratch("bench-orchestration-"))
     corpus, warm = root / "corpus", root / "warm-corpus"
@@ -375,56 +506,7 @@ def main() -> None:
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the start", flush=True)
     figures = []
     if not args.skip_overhead:
-        first = flow_usage(write_config(root / "warm.yaml", warm, str(root / "flow-warm"), args))
-        small = flow_usage(write_config(root / "warm-again.yaml", warm, str(root / "flow-warm-again"), args))
-        print(f"flow on 4 images: {first.cpu_s:.1f} CPU-s the first time (Prefect's database, bytecode), then "
-              f"{small.cpu_s:.1f} CPU-s, {small.wall_s:.1f} s wall (most of it a run's fixed cost: Prefect server, "
-              "Ray start, worker and actor starts)", flush=True)
-        flows, kernel_runs, pairs = [], [], []
-        for rep in range(args.overhead_repeat):  # alternate, so a spell of load elsewhere hits both sides
-            usage = flow_usage(write_config(root / f"flow-{rep}.yaml", corpus, str(root / f"flow-{rep}"), args))
-            print("flow CPU-s by process (sampled): " + ", ".join(f"{k} {v:.1f}" for k, v in
-                                                                 sorted(usage.cpu_by_role.items())))
-            print("Ray workers' CPU-s by task, with the tools they ran (sampled): " + ", ".join(
-                f"{k.removeprefix('ray::')} {v:.1f}" for k, v in sorted(usage.cpu_by_ray_task.items(),
-                                                                         key=lambda kv: -kv[1]) if v >= 0.05))
-            print(f"flow: {usage.cpu_s:.1f} CPU-s (whole tree), {usage.wall_s:.1f} s wall, driver peak RSS "
-                  f"{usage.root_peak_rss / 2**20:.0f} MiB (load average {os.getloadavg()[0]:.2f})", flush=True)
-            kernels, kernel_wall = kernel_seconds(load_config(write_config(
-                root / f"kernels-{rep}.yaml", corpus, str(root / f"kernels-{rep}"), args)), args.kernel_processes)
-            print("kernel CPU-s by stage: " + ", ".join(f"{k} {v:.2f}" for k, v in kernels.items())
-                  + f"; sum {sum(kernels.values()):.2f} CPU-s ({kernel_wall:.1f} s wall; media kernels in "
-                  f"{args.kernel_processes} process(es) at once; load average {os.getloadavg()[0]:.2f})", flush=True)
-            flows.append(usage)
-            kernel_runs.append(kernels)
-            pairs.append(usage.cpu_s / sum(kernels.values()))
-            if args.overhead_repeat > 1:
-                print(f"run {rep + 1} of {args.overhead_repeat}: flow / kernels = {pairs[-1]:.2f}x", flush=True)
-        usage = min(flows, key=lambda u: u.cpu_s)
-        kernels = min(kernel_runs, key=lambda k: sum(k.values()))
-        kernel_cpu = sum(kernels.values())
-        if args.overhead_repeat > 1:
-            print(f"best of {args.overhead_repeat}: flow {usage.cpu_s:.1f} CPU-s, kernels {kernel_cpu:.1f} CPU-s "
-                  "(each side's least: what the work costs when nothing else on the machine adds to it)")
-        small_kernels, _ = kernel_seconds(load_config(write_config(root / "warm-kernels.yaml", warm,
-                                                                   str(root / "warm-kernels"), args)))
-        small_kernel_cpu = sum(small_kernels.values())
-        staged = tree_bytes(root / "flow-0" / ".work" / "media")
-        print(f"per source: flow {usage.cpu_s / sources:.3f} CPU-s, kernels {kernel_cpu / sources:.3f} CPU-s")
-        per_partition = sources / args.partitions
-        print(f"per partition ({per_partition:.0f} sources): flow {usage.cpu_s / args.partitions:.1f} CPU-s, "
-              f"staged {staged / args.partitions / 2**20:.1f} MiB")
-        if hours:
-            print("kernel CPU-s per source-hour: " + ", ".join(f"{k} {v / hours:.0f}" for k, v in kernels.items())
-                  + f"; all {kernel_cpu / hours:.0f}; flow {usage.cpu_s / hours:.0f}; staged "
-                  f"{staged / hours / 2**30:.2f} GiB per source-hour")
-        print(f"the 4-image corpus: flow {small.cpu_s:.1f} CPU-s, kernels {small_kernel_cpu:.1f} CPU-s; beyond it, "
-              f"flow {usage.cpu_s - small.cpu_s:.1f} vs kernels {kernel_cpu - small_kernel_cpu:.1f} CPU-s")
-        best = f" (best of {len(pairs)} each; pairs {min(pairs):.2f}x-{max(pairs):.2f}x)" if len(pairs) > 1 else ""
-        figures.append(f"orchestration overhead: flow CPU / kernel CPU = {usage.cpu_s / kernel_cpu:.2f}x{best} "
-                       f"(target <= 1.15x)")
-        figures.append("per source beyond a run's fixed cost: (flow - flow on 4 images) / (kernels - kernels on 4 "
-                       f"images) = {(usage.cpu_s - small.cpu_s) / (kernel_cpu - small_kernel_cpu):.2f}x")
+        figures += overhead(args, root, corpus, warm, sources, hours)
     if not args.skip_nodes:
         cluster_warm = write_config(root / "cluster-warm.yaml", warm, (root / "cluster-warm").as_uri(), args)
         runs: dict[int, list[dict]] = {1: [], 2: []}

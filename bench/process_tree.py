@@ -139,22 +139,33 @@ def _hwm(pid: int) -> int:
 
 
 def run_tree(cmd: list[str], *, env: dict | None = None, preexec_fn=None, timeout_s: float = 3600,
-             interval: float = 0.2, linger_s: float = 30) -> TreeUsage:
-    """Run ``cmd`` to completion, reap every process it left, and measure the tree (see the module doc)."""
+             interval: float = 0.2, linger_s: float = 30, also: Callable[[], list] | None = None) -> TreeUsage:
+    """Run ``cmd`` to completion, reap every process it left, and measure the tree (see the module doc).
+
+    ``also`` lists processes outside the tree that work for the command (a running Ray cluster's, a Prefect
+    server's): what they spend from the command's start to its end counts too, by role; they are left running."""
     import psutil
 
     become_subreaper()
     # this process's own children from before (a multiprocessing resource tracker) are not the command's
     before = {p.pid for p in psutil.Process().children(recursive=True)}
 
-    def tree() -> list:
-        return [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    outside = also or list
 
+    def tree() -> list:  # the command's own: ``also``'s processes (this process may be their subreaper) are not
+        theirs = {p.pid for p in outside()}
+        return [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.pid not in theirs]
+
+    proc = None
+    # forks of the driver (same command line) count as the driver
+    sampler = TreeSampler(lambda p, cmdline: role(cmdline, (proc is not None and p.pid == proc.pid)
+                                                  or cmdline == list(cmd)))
+    sampler.sample(outside())
+    spent_before = sampler.cpu_by_role()
+    sampler.by_ray_task.clear()  # what their workers had spent before
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, preexec_fn=preexec_fn, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    # forks of the driver (same command line) count as the driver
-    sampler = TreeSampler(lambda p, cmdline: role(cmdline, p.pid == proc.pid or cmdline == list(cmd)))
     peak = 0
     stop = threading.Event()
 
@@ -162,7 +173,7 @@ def run_tree(cmd: list[str], *, env: dict | None = None, preexec_fn=None, timeou
         nonlocal peak
         while not stop.is_set():
             peak = max(peak, _hwm(proc.pid))
-            sampler.sample(tree())
+            sampler.sample([*tree(), *outside()])
             stop.wait(interval)
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -186,7 +197,8 @@ def run_tree(cmd: list[str], *, env: dict | None = None, preexec_fn=None, timeou
             break
     stop.set()
     thread.join()
-    by_role = sampler.cpu_by_role()
+    sampler.sample(outside())
+    by_role = {name: cpu - spent_before.get(name, 0.0) for name, cpu in sampler.cpu_by_role().items()}
     return TreeUsage(wall_s=wall, cpu_s=sum(by_role.values()), root_peak_rss=peak, cpu_by_role=by_role,
                      cpu_by_ray_task=dict(sampler.by_ray_task), stdout=stdout, stderr=stderr,
                      returncode=proc.returncode)
