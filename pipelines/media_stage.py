@@ -22,16 +22,18 @@ from schemas.media import AnnotatedClip, ClipCaption, MediaAsset, QuarantineReco
 from schemas.usage import StageUsage, total_usage
 
 ASSETS_IN_FLIGHT_PER_CPU = 2
-"""Sources between probe and annotate at once, per cluster CPU (at least 8): the window bounds memory
-and scratch space whatever the corpus size, and keeps every CPU fed."""
-SOURCES_PER_DECODE = 4
+"""Sources between probe and annotate at once, per cluster CPU (at least ``MIN_ASSETS_IN_FLIGHT``): the window
+bounds memory and scratch space whatever the corpus size, and keeps every CPU fed."""
+MIN_ASSETS_IN_FLIGHT = 16
+"""Two decode groups: while one group's stills are read, the next is decoded."""
+SOURCES_PER_DECODE = 8
 """Sources one decoder call probes and decodes (fewer only for a batch's last sources or a window narrower than
 a group). Probing in the decoder's call, not in a task of its own, fetches a remote source once and saves a Ray
 call per group: a probe is short (a header read, one ffprobe)."""
-VISUAL_FRAMES_PER_TASK = 4
+VISUAL_FRAMES_PER_TASK = 8
 """Frames one visual-facts task reads: the stills of a decode group share one task and one tesseract run (an
-image costs 0.75 Ray calls, not 1.5, and a quarter of tesseract's start); a video clip with more frames has one of
-its own."""
+image costs 0.25 Ray calls, and an eighth of tesseract's start: measured on synth stills, 51 ms of OCR a still in
+runs of 4, 43 in runs of 8, 37 in runs of 16); a video clip with more frames has one of its own."""
 MAX_CONSECUTIVE_FAILURES = 200
 """This many quarantined sources in a row means the input or the set-up is wrong: stop."""
 
@@ -112,7 +114,7 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
     task finished first.
     """
     resources = ray.cluster_resources()
-    in_flight = max(8, int(ASSETS_IN_FLIGHT_PER_CPU * resources.get("CPU", 2)))
+    in_flight = max(MIN_ASSETS_IN_FLIGHT, int(ASSETS_IN_FLIGHT_PER_CPU * resources.get("CPU", 2)))
     started = time.monotonic()
     items = sorted(sources, key=lambda s: s.uri)
     counters: Counter = Counter(sources=len(items))
