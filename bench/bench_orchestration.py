@@ -94,7 +94,7 @@ def media_kernels(cfg, items, clip_dir: str):
     from curators.facts import annotate_clip
     from curators.probe import probe_source
     from curators.visual_facts import frame_groups, visual_facts_many
-    from pipelines.media_stage import SOURCES_PER_DECODE, VISUAL_FRAMES_PER_TASK
+    from pipelines.media_stage import VISUAL_FRAMES_PER_TASK, decode_group_end
     from schemas.media import QuarantineRecord
 
     times, timed = stage_timer()
@@ -102,9 +102,12 @@ def media_kernels(cfg, items, clip_dir: str):
     quarantine = []
     transcriber = None
     clips = []
-    for first in range(0, len(items), SOURCES_PER_DECODE):  # the flow's groups: one decoder call, shared OCR runs
+    first = 0
+    while first < len(items):  # the flow's groups: one decoder call, shared OCR runs
         decoded = []
-        for item in items[first:first + SOURCES_PER_DECODE]:
+        end = decode_group_end(items, first)
+        sources, first = items[first:end], end
+        for item in sources:
             asset = timed("probe", probe_source, item.uri, cfg.probe, metadata=item.metadata)
             if isinstance(asset, QuarantineRecord):
                 quarantine.append(asset)
