@@ -240,8 +240,7 @@ class RunningCluster:
     def processes(self) -> list:
         import psutil
 
-        roots = [p for p in psutil.process_iter(["cmdline"]) if p.pid == self.server.pid
-                 or any(self.temp_dir in arg or arg.endswith(f":{self.port}") for arg in p.info["cmdline"] or [])]
+        roots = [psutil.Process(self.server.pid), *_cluster_roots(self.temp_dir, self.port)]
         found = {}
         for root in roots:
             try:
@@ -324,8 +323,6 @@ def cluster_run(warm_config: Path, config: Path, nodes: int) -> dict:
     core, after a warm-up flow on a small corpus in the same driver (Prefect server, imports, first workers); and
     the CPU-s each node (and the driver with its Prefect server) spent in the timed run, sampled every 0.3 s as
     bench/process_tree.py counts."""
-    import psutil
-
     ray = str(Path(sys.executable).with_name("ray"))
     temp_dir = scratch("bench-ray-")
     port = _free_port()
@@ -346,9 +343,15 @@ def cluster_run(warm_config: Path, config: Path, nodes: int) -> dict:
             raise SystemExit(f"the cluster flow failed:\n{done.stderr[-4000:]}")
         return json.loads(done.stdout.rsplit("RESULT", 1)[1])
     finally:
-        # the cluster's daemons name its temp dir; its client server names only the head's port
-        _kill([p for p in psutil.process_iter(["cmdline"])
-               if any(temp_dir in arg or arg.endswith(f":{port}") for arg in p.info["cmdline"] or [])])
+        _kill(_cluster_roots(temp_dir, port))
+
+
+def _cluster_roots(temp_dir: str, port: int) -> list:
+    """A local Ray cluster's processes: its daemons name its temp dir, its client server only the head's port."""
+    import psutil
+
+    return [p for p in psutil.process_iter(["cmdline"])
+            if any(temp_dir in arg or arg.endswith(f":{port}") for arg in p.info["cmdline"] or [])]
 
 
 def _kill(processes: list) -> None:

@@ -152,9 +152,9 @@ def run_tree(cmd: list[str], *, env: dict | None = None, preexec_fn=None, timeou
 
     outside = also or list
 
-    def tree() -> list:  # the command's own: ``also``'s processes (this process may be their subreaper) are not
-        theirs = {p.pid for p in outside()}
-        return [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.pid not in theirs]
+    def tree(theirs: list) -> list:  # the command's own: ``also``'s (this process may be their subreaper) are not
+        skip = before | {p.pid for p in theirs}
+        return [p for p in psutil.Process().children(recursive=True) if p.pid not in skip]
 
     proc = None
     # forks of the driver (same command line) count as the driver
@@ -173,7 +173,8 @@ def run_tree(cmd: list[str], *, env: dict | None = None, preexec_fn=None, timeou
         nonlocal peak
         while not stop.is_set():
             peak = max(peak, _hwm(proc.pid))
-            sampler.sample([*tree(), *outside()])
+            theirs = outside()
+            sampler.sample([*tree(theirs), *theirs])
             stop.wait(interval)
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -184,7 +185,7 @@ def run_tree(cmd: list[str], *, env: dict | None = None, preexec_fn=None, timeou
         proc.kill()
         stdout, stderr = proc.communicate()
     wall = time.perf_counter() - started
-    left = tree()
+    left = tree(outside())
     _, alive = psutil.wait_procs(left, timeout=linger_s)  # Ray's daemons exit a little after the driver
     for p in alive:
         p.kill()
