@@ -12,17 +12,18 @@ import logging
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import ray
+from ray import ObjectRefGenerator
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from pipelines.dataset.location import DatasetLocation, as_location
 from pipelines.dataset.writer import PartitionFragment, commit_partitions, write_partition
 from pipelines.eval_stage import EvalShare
 from pipelines.media_resume import (STAGE, PartitionMedia, ledger_usage, load_partition_media, partition_dir,
-                                    partition_ledger, run_partition_media, source_keys, staged_signatures)
+                                    partition_ledger, partition_media, source_keys, staged_signatures)
 from pipelines.partitions import PartitionPlan, partition_sources, stage_partitions
 from pipelines.run_ledger import fingerprint, ledger_schema, ledger_table
 from schemas.config import CurateConfig
@@ -36,8 +37,6 @@ log = logging.getLogger(__name__)
 COMMITS_DIR = "commits"
 MAX_DEDUP_BUCKETS = 16
 """Reducers of the cross-partition duplicate search (the answer does not depend on their number)."""
-PROGRESS_POLL_S = 5.0
-"""How often the driver asks the progress counter while partition tasks run (each ask is an actor call)."""
 
 
 class CurateFailed(RuntimeError):
@@ -88,42 +87,37 @@ def _in_flight(cfg: CurateConfig) -> int:
     return cfg.partitions_in_flight or max(2, 2 * nodes)
 
 
-def _bounded(submit: Callable[[int], ray.ObjectRef], partitions: Iterable[int], limit: int,
-             done: Callable[[object], None], tick: Callable[[], None] | None = None) -> None:
-    """Keep at most ``limit`` partition tasks running; hand each result to ``done`` as it arrives, and call
-    ``tick`` every ``PROGRESS_POLL_S`` while waiting (progress)."""
-    pending: list[ray.ObjectRef] = []
+def _bounded(submit: Callable[[int], ray.ObjectRef | ObjectRefGenerator], partitions: Iterable[int], limit: int,
+             done: Callable[[object], None], told: Callable[[int, object], None] | None = None) -> None:
+    """Keep at most ``limit`` partition tasks running; hand each result to ``done`` as it arrives. A task that
+    streams (``num_returns="streaming"``) tells ``told(partition, value)`` each value it yields before its last,
+    which is its result."""
+    pending: dict[ray.ObjectRef | ObjectRefGenerator, int] = {}
+    heard: dict[ObjectRefGenerator, object] = {}
+    """A streaming task's latest value: told once the next arrives, its result once the stream ends."""
 
     def wait_one() -> None:
-        nonlocal pending
-        while True:
-            ready, pending = ray.wait(pending, num_returns=1, timeout=PROGRESS_POLL_S if tick else None)
-            if tick:
-                tick()
-            if ready:
-                done(ray.get(ready[0]))
-                return
+        [ready], _ = ray.wait(list(pending), num_returns=1)  # a generator is ready when its next value is
+        if isinstance(ready, ray.ObjectRef):
+            pending.pop(ready)
+            done(ray.get(ready))
+            return
+        try:
+            value = ray.get(next(ready))
+        except StopIteration:
+            pending.pop(ready)
+            done(heard.pop(ready))
+            return
+        if ready in heard and told is not None:
+            told(pending[ready], heard[ready])
+        heard[ready] = value
 
     for partition in partitions:
-        pending.append(submit(partition))
+        pending[submit(partition)] = partition
         while len(pending) >= limit:
             wait_one()
     while pending:
         wait_one()
-
-
-@ray.remote(num_cpus=0)
-class ProgressCounter:
-    """Sources finished so far in each partition, told by its task batch by batch (the driver shows the sum)."""
-
-    def __init__(self) -> None:
-        self.done: dict[int, int] = {}
-
-    def finished(self, partition: int, sources: int) -> None:
-        self.done[partition] = sources
-
-    def total(self) -> int:
-        return sum(self.done.values())
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -134,17 +128,16 @@ def _progress(total: int, desc: str, enabled: bool):
 
 # --- media ------------------------------------------------------------------------------------------------
 
-@ray.remote(num_cpus=0, max_retries=2)
-def _media_partition(cfg: CurateConfig, partition: int, buckets: int, actors, progress) -> PartitionMedia:
-    """One partition's media (resumed from its ledger), then its clips' signatures for the dedup pass."""
+@ray.remote(num_cpus=0, max_retries=2, num_returns="streaming")
+def _media_partition(cfg: CurateConfig, partition: int, buckets: int, actors) -> Iterator[int | PartitionMedia]:
+    """One partition's media (resumed from its ledger), then its clips' signatures for the dedup pass: streams
+    how many of its sources are finished after each batch (``partition_media``), then its tallies."""
     from curators.media_dedup import clip_signature
     from pipelines.media_dedup import write_signatures
 
     work = work_location(cfg)
     sources = partition_sources(work, partition)
-    summary = run_partition_media(cfg, partition, sources, actors, work, batch_size=cfg.batch_size,
-                                  on_progress=(lambda done: progress.finished.remote(partition, done))
-                                  if progress is not None else None)
+    summary = yield from partition_media(cfg, partition, sources, actors, work, batch_size=cfg.batch_size)
     signatures = staged_signatures(cfg, partition, sources, work)
     if signatures is None:  # media staged by an older version carry no signatures: hash the staged bytes
         scratch = tempfile.mkdtemp(prefix="omnicurate-partition-")
@@ -154,7 +147,7 @@ def _media_partition(cfg: CurateConfig, partition: int, buckets: int, actors, pr
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     write_signatures(work, partition, signatures, buckets)
-    return summary
+    yield summary
 
 
 def dedup_buckets(plan: PartitionPlan) -> int:
@@ -169,25 +162,22 @@ def run_media_phase(cfg: CurateConfig, plan: PartitionPlan, progress: bool = Tru
     totals = MediaTotals()
     bar = _progress(plan.sources, "media", progress)
     options = _storage_options(cfg)
-    counter = ProgressCounter.remote() if progress else None  # no bar, no counter to ask
+    finished: dict[int, int] = {}
+    working = sum(1 for size in plan.sizes if size)  # partitions with sources
 
-    def tick() -> None:
-        bar.update(ray.get(counter.total.remote()) - bar.n)
+    def told(partition: int, count: int) -> None:
+        finished[partition] = max(count, finished.get(partition, 0))
+        bar.update(sum(finished.values()) - bar.n)
 
     def done(summary: PartitionMedia) -> None:
         totals.partitions.append(summary)
-        if counter is not None:
-            tick()
-            bar.set_postfix(partitions=f"{len(totals.partitions)}/{plan.count}", failed=totals.failed)
+        bar.set_postfix(partitions=f"{len(totals.partitions)}/{working}", failed=totals.failed)
 
     try:
-        _bounded(lambda p: _media_partition.options(**options).remote(cfg, p, dedup_buckets(plan), actors, counter),
-                 (p for p in range(plan.count) if plan.sizes[p]), _in_flight(cfg), done,
-                 tick if counter is not None else None)
+        _bounded(lambda p: _media_partition.options(**options).remote(cfg, p, dedup_buckets(plan), actors),
+                 (p for p in range(plan.count) if plan.sizes[p]), _in_flight(cfg), done, told)
     finally:
         release_media_actors()
-        if counter is not None:
-            ray.kill(counter)
         bar.close()
     totals.partitions.sort(key=lambda p: p.partition)
     return totals

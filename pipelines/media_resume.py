@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,12 +85,19 @@ def source_keys(cfg: CurateConfig, sources: list[SourceItem]) -> dict[str, str]:
     return {src.uri: source_fingerprint(src.uri, config_hash) for src in sources}
 
 
-def run_partition_media(cfg: CurateConfig, partition: int, sources: list[SourceItem], actors, work: DatasetLocation,
-                        *, batch_size: int, on_progress=None) -> PartitionMedia:
+def progress_steps(sources: int, batch_size: int) -> int:
+    """How many counts ``partition_media`` yields for a partition of ``sources``: one per batch of them all."""
+    return -(-sources // batch_size)
+
+
+def partition_media(cfg: CurateConfig, partition: int, sources: list[SourceItem], actors, work: DatasetLocation,
+                    *, batch_size: int) -> Generator[int, None, PartitionMedia]:
     """The media stage over one partition's sources not yet in its ledger; returns the partition's tallies.
 
-    ``on_progress(sources)`` is told how many of the partition's sources are finished: those the ledger had, then
-    after each recorded batch (a count, not an increment, so a retried partition task does not count twice)."""
+    A generator: after each batch it yields how many of the partition's sources are finished, a count and not an
+    increment, so a task run again does not count twice. It yields ``progress_steps`` counts however much the
+    ledger already had (the first ones repeat the ledger's count), so a task that Ray runs again from the start
+    yields as many objects as its first attempt did."""
     from pipelines.media_stage import run_media_stage
 
     ledger = partition_ledger(work, partition)
@@ -101,15 +109,14 @@ def run_partition_media(cfg: CurateConfig, partition: int, sources: list[SourceI
              len(sources) - len(todo), len(todo))
     counters: defaultdict[str, int] = defaultdict(int)
     finished = len(sources) - len(todo)
-    if on_progress is not None and finished:
-        on_progress(finished)
+    for _ in range(progress_steps(len(sources), batch_size) - progress_steps(len(todo), batch_size)):
+        yield finished
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
         entries, batch_counters = _run_batch(run_media_stage, cfg, partition, batch, keys, actors, work)
         ledger.record(entries)
         finished += len(batch)
-        if on_progress is not None:
-            on_progress(finished)
+        yield finished
         for name, value in batch_counters.items():
             counters[name] += value
     return _tally(partition, ledger.entries(STAGE), keys, dict(counters))

@@ -1,4 +1,5 @@
-"""A partition's media work: dedup signatures kept with the staged bytes, and progress told as a count."""
+"""A partition's media work: dedup signatures kept with the staged bytes, and progress told as a fixed number of
+counts."""
 
 from pathlib import Path
 
@@ -6,7 +7,7 @@ from curators.corpus_synth import synth_corpus
 from curators.media_dedup import clip_signature
 from pipelines import media_actors
 from pipelines.dataset.location import as_location
-from pipelines.media_resume import load_partition_media, run_partition_media, staged_signatures
+from pipelines.media_resume import load_partition_media, partition_media, progress_steps, staged_signatures
 from pipelines.partitions import partition_sources, stage_partitions
 from schemas.config import CurateConfig
 
@@ -25,7 +26,7 @@ def test_signatures_from_the_decoded_bytes_match_those_of_the_unstaged_clips(tmp
     cfg, work, sources = staged_partition(tmp_path, 3, videos=2, audio=1, images=3)
     actors = media_actors.start_media_actors(cfg, ray_local.cluster_resources())
     try:
-        run_partition_media(cfg, 0, sources, actors, work, batch_size=2)
+        list(partition_media(cfg, 0, sources, actors, work, batch_size=2))
     finally:
         media_actors.release_media_actors()
     unstaged = load_partition_media(cfg, 0, sources, work, tmp_path / "scratch").clips
@@ -42,15 +43,24 @@ def test_signatures_from_the_decoded_bytes_match_those_of_the_unstaged_clips(tmp
     assert staged_signatures(cfg, 0, sources, work) is None
 
 
-def test_progress_is_told_as_a_count_so_a_resumed_partition_does_not_count_twice(tmp_path: Path, ray_local):
+def test_progress_is_a_fixed_number_of_counts_so_a_task_run_again_neither_counts_twice_nor_yields_more(
+        tmp_path: Path, ray_local):
     cfg, work, sources = staged_partition(tmp_path, 4, videos=0, audio=0, images=3)
     actors = media_actors.start_media_actors(cfg, ray_local.cluster_resources(), sound=False)
-    told, told_again = [], []
     try:
-        run_partition_media(cfg, 0, sources, actors, work, batch_size=2, on_progress=told.append)
-        # the task run again (as Ray retries it): the ledger has every source, so it says 3 once
-        run_partition_media(cfg, 0, sources, actors, work, batch_size=2, on_progress=told_again.append)
+        told = list(partition_media(cfg, 0, sources, actors, work, batch_size=2))
+        # the task run again (as Ray retries it): the ledger has every source, so it repeats 3 as often
+        again = partition_media(cfg, 0, sources, actors, work, batch_size=2)
+        told_again = []
+        while True:
+            try:
+                told_again.append(next(again))
+            except StopIteration as end:
+                summary = end.value
+                break
     finally:
         media_actors.release_media_actors()
     assert told == [2, 3]
-    assert told_again == [3]
+    assert told_again == [3, 3]
+    assert len(told) == progress_steps(3, 2)
+    assert (summary.sources, summary.failed, summary.clips) == (3, 0, 3)
