@@ -232,7 +232,8 @@ class RunningCluster:
         self.temp_dir, self.port = scratch("bench-ray-"), _free_port()
         ray = str(Path(sys.executable).with_name("ray"))
         subprocess.run([ray, "start", "--head", f"--port={self.port}", f"--num-cpus={os.cpu_count()}",
-                        f"--temp-dir={self.temp_dir}", "--disable-usage-stats"], check=True, capture_output=True)
+                        f"--temp-dir={self.temp_dir}", "--disable-usage-stats"], env=_cluster_env(), check=True,
+                       capture_output=True)
         prepare_prefect_env()
         self.server, api_url = start_server(180)
         self.env = {"RAY_ADDRESS": f"127.0.0.1:{self.port}", "PREFECT_API_URL": api_url}
@@ -251,6 +252,13 @@ class RunningCluster:
 
     def stop(self) -> None:
         _kill(self.processes())
+
+
+def _cluster_env() -> dict:
+    """The environment a cluster's nodes start in, as the README advises: idle workers kept as a local run keeps them."""
+    from pipelines.ray_runtime import IDLE_WORKER_KEEP_MS
+
+    return dict(os.environ, RAY_idle_worker_killing_time_threshold_ms=str(IDLE_WORKER_KEEP_MS))
 
 
 def _free_port() -> int:
@@ -326,7 +334,7 @@ def cluster_run(warm_config: Path, config: Path, nodes: int) -> dict:
     ray = str(Path(sys.executable).with_name("ray"))
     temp_dir = scratch("bench-ray-")
     port = _free_port()
-    env = dict(os.environ, PREFECT_HOME=scratch("bench-prefect-"), PYTHONPATH=f"{REPO}:{REPO / 'bench'}",
+    env = dict(_cluster_env(), PREFECT_HOME=scratch("bench-prefect-"), PYTHONPATH=f"{REPO}:{REPO / 'bench'}",
                RAY_ADDRESS=f"127.0.0.1:{port}")
     base = ["--num-cpus=1", "--disable-usage-stats"]
     try:
