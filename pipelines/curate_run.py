@@ -253,13 +253,13 @@ def _commit_partition(cfg: CurateConfig, partition: int, dialogues: int | None, 
         return record  # a committed partition is never redone
     scratch = tempfile.mkdtemp(prefix="omnicurate-partition-")
     try:
-        media = load_partition_media(cfg, partition, sources, work, scratch)
-        clips = [c for c in media.clips if c.clip.clip_id not in duplicates]
+        media = load_partition_media(cfg, partition, sources, work, scratch, leave_out=duplicates)
+        clips = media.clips
         dropped = [QuarantineRecord(uri=c.clip.source_uri, reason="duplicate", stage="dedup", sha256=c.source_sha256,
                                     detail=f"clip {c.clip.clip_id} ({c.clip.start_s:g}-{c.clip.end_s:g} s): "
                                            f"{d.reason} of clip {d.duplicate_of} (partition {d.kept_partition}, "
                                            f"distance {d.distance})")
-                   for c in media.clips if (d := duplicates.get(c.clip.clip_id)) is not None]
+                   for c in media.left_out for d in [duplicates[c.clip.clip_id]]]
         train_clips, eval_clips, straddling = split_partition(cfg, work, partition, clips)
         by_id = {c.clip.clip_id: c for c in clips}
         dropped += [QuarantineRecord(uri=d.source_uri, reason="duplicate", stage="dedup",

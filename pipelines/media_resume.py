@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Generator
+from collections.abc import Collection, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +69,8 @@ class MediaOutcome:
     quarantine: list[QuarantineRecord]
     failed: list[LedgerEntry] = field(default_factory=list)
     ledger: list[LedgerEntry] = field(default_factory=list)
+    left_out: list[AnnotatedClip] = field(default_factory=list)
+    """The clips the caller asked to leave out, as stored (bare file names): their files were not unstaged."""
 
 
 def media_config_hash(cfg: CurateConfig) -> str:
@@ -236,25 +238,30 @@ def staged_signatures(cfg: CurateConfig, partition: int, sources: list[SourceIte
 
 
 def load_partition_media(cfg: CurateConfig, partition: int, sources: list[SourceItem], work: DatasetLocation,
-                         scratch: str | Path) -> MediaOutcome:
-    """The partition's ledger results in a deterministic order, their clips' files written under ``scratch``."""
+                         scratch: str | Path, leave_out: Collection[str] = ()) -> MediaOutcome:
+    """The partition's ledger results in a deterministic order, their clips' files written under ``scratch``;
+    the clips named in ``leave_out`` (the dedup pass's duplicates) come back apart, their files left staged."""
     mine = _partition_entries(cfg, partition, sources, work)
     clips: list[AnnotatedClip] = []
+    left_out: list[AnnotatedClip] = []
     quarantine: list[QuarantineRecord] = []
     failed: list[LedgerEntry] = []
     wanted: dict[str, set[str]] = defaultdict(set)
     for entry in mine:
         if entry.status == "done":
-            found = [from_dict(AnnotatedClip, raw) for raw in json.loads(entry.result)]
-            clips.extend(located_clip(c, scratch) for c in found)
-            wanted[entry.blobs].update(c.clip.clip_id for c in found)
+            for clip in (from_dict(AnnotatedClip, raw) for raw in json.loads(entry.result)):
+                if clip.clip.clip_id in leave_out:
+                    left_out.append(clip)
+                    continue
+                clips.append(located_clip(clip, scratch))
+                wanted[entry.blobs].add(clip.clip.clip_id)
         elif entry.status == "quarantined":
             quarantine.append(from_dict(QuarantineRecord, json.loads(entry.result)))
         else:
             failed.append(entry)
     for blobs, clip_ids in sorted(wanted.items()):
         _unstage_bytes(work, partition, blobs, clip_ids, Path(scratch))
-    return MediaOutcome(clips=clips, quarantine=quarantine, failed=failed, ledger=mine)
+    return MediaOutcome(clips=clips, quarantine=quarantine, failed=failed, ledger=mine, left_out=left_out)
 
 
 def _unstage_bytes(work: DatasetLocation, partition: int, blobs: str, clip_ids: set[str], scratch: Path) -> None:

@@ -1,5 +1,5 @@
-"""A partition's media work: dedup signatures kept with the staged bytes, and progress told as a fixed number of
-counts."""
+"""A partition's media work: dedup signatures kept with the staged bytes, duplicates left staged, and progress told
+as a fixed number of counts."""
 
 from pathlib import Path
 
@@ -41,6 +41,23 @@ def test_signatures_from_the_decoded_bytes_match_those_of_the_unstaged_clips(tmp
     staged = tmp_path / "out" / ".work" / "media" / "p00000" / sorted(work.listdir("media", "p00000"))[0]
     pq.write_table(pq.read_table(staged).replace_schema_metadata(None), staged)
     assert staged_signatures(cfg, 0, sources, work) is None
+
+
+def test_clips_left_out_come_back_as_stored_and_only_the_others_are_unstaged(tmp_path: Path, ray_local):
+    cfg, work, sources = staged_partition(tmp_path, 3, videos=0, audio=0, images=3)
+    actors = media_actors.start_media_actors(cfg, ray_local.cluster_resources(), sound=False)
+    try:
+        list(partition_media(cfg, 0, sources, actors, work, batch_size=2))
+    finally:
+        media_actors.release_media_actors()
+    every = load_partition_media(cfg, 0, sources, work, tmp_path / "all").clips
+    duplicate = every[1].clip.clip_id
+    media = load_partition_media(cfg, 0, sources, work, tmp_path / "some", leave_out={duplicate})
+    assert [c.clip.clip_id for c in media.clips] == [c.clip.clip_id for c in every if c.clip.clip_id != duplicate]
+    assert [c.clip.clip_id for c in media.left_out] == [duplicate]
+    assert sorted(p.name for p in (tmp_path / "some").iterdir()) == sorted(c.clip.clip_id for c in media.clips)
+    assert all(Path(c.clip.media_path).is_file() for c in media.clips)
+    assert media.left_out[0].clip.media_path == Path(every[1].clip.media_path).name, "a bare name, not a path"
 
 
 def test_progress_is_a_fixed_number_of_counts_so_a_task_run_again_neither_counts_twice_nor_yields_more(
