@@ -1,5 +1,6 @@
 """The local Ray that a run starts keeps its idle workers for a while."""
 
+import math
 import os
 import time
 
@@ -9,7 +10,7 @@ from pipelines.ray_runtime import IDLE_WORKER_KEEP_MS
 def test_a_worker_left_idle_for_seconds_beside_busy_actors_serves_the_next_task(ray_local):
     ray = ray_local
 
-    @ray.remote(num_cpus=0.9)
+    @ray.remote
     class Holder:  # actors that hold the CPUs, as the decoder and ASR actors and running visual tasks do
         def pid(self):
             return os.getpid()
@@ -18,7 +19,8 @@ def test_a_worker_left_idle_for_seconds_beside_busy_actors_serves_the_next_task(
     def pid():
         return os.getpid()
 
-    holders = [Holder.remote() for _ in range(2)]
+    each = math.floor((ray.available_resources()["CPU"] - 0.1) / 2 * 1e4) / 1e4  # all the free CPUs but the task's tenth
+    holders = [Holder.options(num_cpus=each).remote() for _ in range(2)]
     try:
         ray.get([h.pid.remote() for h in holders])
         before = set(ray.get([pid.remote() for _ in range(2)]))
