@@ -255,7 +255,8 @@ class RunningCluster:
 
 
 def _cluster_env() -> dict:
-    """The environment a cluster's nodes start in, as the README advises: idle workers kept as a local run keeps them."""
+    """The environment a cluster's nodes start in, as the README advises: idle workers kept as long as a local run
+    keeps them."""
     from pipelines.ray_runtime import IDLE_WORKER_KEEP_MS
 
     return dict(os.environ, RAY_idle_worker_killing_time_threshold_ms=str(IDLE_WORKER_KEEP_MS))

@@ -19,7 +19,8 @@ def test_a_worker_left_idle_for_seconds_beside_busy_actors_serves_the_next_task(
     def pid():
         return os.getpid()
 
-    each = math.floor((ray.available_resources()["CPU"] - 0.1) / 2 * 1e4) / 1e4  # all the free CPUs but the task's tenth
+    # the holders take all the free CPUs but the task's tenth
+    each = math.floor((ray.available_resources()["CPU"] - 0.1) / 2 * 1e4) / 1e4
     holders = [Holder.options(num_cpus=each).remote() for _ in range(2)]
     try:
         ray.get([h.pid.remote() for h in holders])
