@@ -92,31 +92,32 @@ class DecodeActor:
     def probe_and_decode(self, items: list[SourceItem], policy: ProbePolicy,
                          cfg: DecodeConfig) -> list[SourceDecoded]:
         """Probe each source (one call takes a few) and decode the accepted ones, both in the isolated decoder
-        process, into a private folder of this process; hand their clips back as bytes. A remote source is
-        fetched once, for both."""
-        return [self._one(item, policy, cfg) for item in items]
-
-    def _one(self, item: SourceItem, policy: ProbePolicy, cfg: DecodeConfig) -> SourceDecoded:
+        process, into a private folder of this call; hand their clips back as bytes. A remote source is fetched
+        once, for both. The folder holds one call's sources (a decode group: a few) and goes when the call ends:
+        one folder a call, not one a source, as creating and removing a folder costs more than writing a still."""
         import shutil
         import tempfile
 
+        work = tempfile.mkdtemp(prefix="omnicurate-decode-")
+        try:
+            return [self._one(item, policy, cfg, work) for item in items]
+        finally:
+            shutil.rmtree(work, ignore_errors=True)  # the fetched copies of remote sources live in here too
+
+    def _one(self, item: SourceItem, policy: ProbePolicy, cfg: DecodeConfig, work: str) -> SourceDecoded:
         from curators.probe import source_file
 
         started = time.perf_counter()
-        work = tempfile.mkdtemp(prefix="omnicurate-decode-")
-        try:
-            path = source_file(item.uri, work)
-            asset = path if isinstance(path, QuarantineRecord) else \
-                self.decoder.probe(path, policy, uri=item.uri, metadata=item.metadata)
-            probed = time.perf_counter()
-            if isinstance(asset, QuarantineRecord):
-                return SourceDecoded(asset, None, probed - started, 0.0)
-            result = self.decoder.decode(asset, cfg, work, policy.decode_timeout_s, cache_dir=work)
-            if not isinstance(result, QuarantineRecord):
-                result = [pack_clip(clip) for clip in result]
-            return SourceDecoded(asset, result, probed - started, time.perf_counter() - probed)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)  # the fetched copy of a remote source lives in here too
+        path = source_file(item.uri, work)
+        asset = path if isinstance(path, QuarantineRecord) else \
+            self.decoder.probe(path, policy, uri=item.uri, metadata=item.metadata)
+        probed = time.perf_counter()
+        if isinstance(asset, QuarantineRecord):
+            return SourceDecoded(asset, None, probed - started, 0.0)
+        result = self.decoder.decode(asset, cfg, work, policy.decode_timeout_s, cache_dir=work)
+        if not isinstance(result, QuarantineRecord):
+            result = [pack_clip(clip) for clip in result]
+        return SourceDecoded(asset, result, probed - started, time.perf_counter() - probed)
 
     def close(self) -> None:
         self.decoder.close()
