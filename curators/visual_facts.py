@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -29,7 +32,11 @@ HUE_NAMES = ((15, "red"), (40, "orange"), (70, "yellow"), (165, "green"), (195, 
              (290, "purple"), (345, "pink"), (360, "red"))
 
 
-def load_frames(paths: list[str], size: int = ANALYSIS_SIZE) -> np.ndarray:
+Frame = str | BinaryIO
+"""An image to read: a path, or its bytes as an open binary file."""
+
+
+def load_frames(paths: Sequence[Frame], size: int = ANALYSIS_SIZE) -> np.ndarray:
     """Frames as float RGB arrays in [0, 1], shape (n, size, size, 3)."""
     frames = []
     for path in paths:
@@ -89,7 +96,7 @@ def frame_differences(frames: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))
 
 
-def _ocr_input(image_path: str, path: Path) -> Path:
+def _ocr_input(image_path: Frame, path: Path) -> Path:
     with Image.open(image_path) as image:
         # tesseract reads small rendered text far better from a grey image at twice the size
         grey = image.convert("L")
@@ -126,7 +133,7 @@ def _confident_words(tsv: str | None, min_confidence: float) -> dict[int, list[s
     return pages
 
 
-def read_texts(image_paths: list[str], min_confidence: float = 60.0) -> list[str]:
+def read_texts(image_paths: Sequence[Frame], min_confidence: float = 60.0) -> list[str]:
     """On-screen text of each image by tesseract: the words it is confident in, in reading order, joined by
     spaces ("" for none). One tesseract process reads them all: loading its model is most of what a small still
     costs (measured on synth stills: about 140 CPU-ms for one alone, 390 for eight together). Each image's words
@@ -165,26 +172,36 @@ def frame_groups(frame_counts: list[int], frames_per_group: int) -> list[list[in
     return groups
 
 
-def _measured(clip: Clip, cfg: VisualConfig) -> VisualFacts:
-    if not clip.frame_paths:
+def _measured(clip: Clip, frames: list[Frame], cfg: VisualConfig) -> VisualFacts:
+    if not frames:
         raise ValueError(f"clip {clip.clip_id} has no frames to measure")
-    frames = load_frames(clip.frame_paths)
-    colours = dominant_colors(frames, cfg.max_colors, cfg.min_color_share)
-    differences = frame_differences(frames)
+    pixels = load_frames(frames)
+    colours = dominant_colors(pixels, cfg.max_colors, cfg.min_color_share)
+    differences = frame_differences(pixels)
     cuts = [round(clip.frame_times_s[i + 1], 3) for i, d in enumerate(differences) if d > SCENE_CUT_DIFFERENCE]
     return VisualFacts(clip_id=clip.clip_id, dominant_colors=[name for name, _ in colours],
-                       mean_brightness=mean_brightness(frames),
+                       mean_brightness=mean_brightness(pixels),
                        motion=round(float(differences.mean()) if differences.size else 0.0, 4), scene_cuts_s=cuts)
 
 
-def visual_facts_many(clips: list[Clip], cfg: VisualConfig | None = None) -> list[VisualFacts]:
+def _frame_reader(files: Mapping[str, bytes] | None) -> Callable[[str], Frame]:
+    # a fresh file object each time: a frame may be read twice (measured, then OCR)
+    return (lambda path: path) if files is None else (lambda name: io.BytesIO(files[name]))
+
+
+def visual_facts_many(clips: list[Clip], cfg: VisualConfig | None = None,
+                      files: Sequence[Mapping[str, bytes]] | None = None) -> list[VisualFacts]:
     """Measure each clip's sampled frames (the image itself for stills); OCR reads every clip's middle frame in
-    one tesseract run. Each clip's facts are what ``visual_facts`` gives it alone."""
+    one tesseract run. Each clip's facts are what ``visual_facts`` gives it alone. With ``files`` (a clip bundle's
+    bytes by file name, one mapping per clip), frames are read from memory under the names the clips' records
+    give, not from the disk."""
     cfg = cfg or VisualConfig()
-    measured = [_measured(clip, cfg) for clip in clips]
+    readers = [_frame_reader(None if files is None else files[i]) for i in range(len(clips))]
+    measured = [_measured(clip, [read(p) for p in clip.frame_paths], cfg) for clip, read in zip(clips, readers)]
     if not cfg.ocr:
         return measured
-    texts = read_texts([clip.frame_paths[len(clip.frame_paths) // 2] for clip in clips], cfg.ocr_min_confidence)
+    texts = read_texts([read(clip.frame_paths[len(clip.frame_paths) // 2]) for clip, read in zip(clips, readers)],
+                       cfg.ocr_min_confidence)
     return [replace(facts, ocr_text=text) for facts, text in zip(measured, texts)]
 
 

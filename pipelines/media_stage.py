@@ -15,7 +15,7 @@ import ray
 
 from curators.facts import annotate_clip
 from curators.visual_facts import frame_groups
-from pipelines.clip_bundles import ClipBundle, narrowed, unpacked
+from pipelines.clip_bundles import ClipBundle, narrowed
 from pipelines.media_actors import SPREAD, MediaActors
 from schemas.config import IMAGE_EXTENSIONS, CurateConfig, VisualConfig
 from schemas.media import AnnotatedClip, ClipCaption, MediaAsset, QuarantineRecord, SourceItem, Transcript, VisualFacts
@@ -64,14 +64,12 @@ class MediaStageResult:
 @ray.remote(num_cpus=0.5)
 def visual_task(bundles: list[ClipBundle], cfg: VisualConfig) -> list[tuple[VisualFacts, float]]:
     """Visual facts of a few clips in one task and one tesseract run (see ``visual_groups``), with each clip's
-    share of the seconds they took."""
-    from contextlib import ExitStack
-
+    share of the seconds they took. The frames are read from the bundles' bytes, never written to this node's
+    disk."""
     from curators.visual_facts import visual_facts_many
 
     started = time.perf_counter()
-    with ExitStack() as stack:
-        facts = visual_facts_many([stack.enter_context(unpacked(bundle)) for bundle in bundles], cfg)
+    facts = visual_facts_many([bundle.clip for bundle in bundles], cfg, files=[bundle.files for bundle in bundles])
     share = (time.perf_counter() - started) / max(1, len(bundles))
     return [(value, share) for value in facts]
 

@@ -1,5 +1,6 @@
 """Visual facts: named colours, brightness, motion, scene cuts and OCR on frames the tests draw."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +93,16 @@ def test_a_failed_shared_run_reads_each_image_alone(tmp_path: Path, monkeypatch)
     monkeypatch.setattr(visual_module, "_tesseract_tsv", list_runs_fail)
     assert read_texts(paths) == expected
     assert runs == [".txt"] + [".pgm"] * len(paths)
+
+
+def test_frames_read_from_bytes_measure_as_the_files_do(tmp_path: Path):
+    paths = cards(tmp_path)
+    clips = [clip_of([p], kind="image") for p in paths]
+    from_disk = visual_facts_many(clips)
+    named = [replace(c, media_path=Path(c.media_path).name, frame_paths=[Path(p).name for p in c.frame_paths])
+             for c in clips]
+    files = [{Path(p).name: Path(p).read_bytes() for p in c.frame_paths} for c in clips]
+    for path in paths:
+        path.unlink()  # nothing left on the disk to read
+    assert visual_facts_many(named, files=files) == from_disk
+    assert from_disk[0].ocr_text == "DOLPHIN"
