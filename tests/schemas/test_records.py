@@ -170,3 +170,24 @@ def test_sample_json_is_canonical():
     text = to_json(make_sample())
     assert json.loads(text)["dialogue"]["turns"][2]["memory_refs"][0]["distance"] == 2
     assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_a_union_of_several_types_takes_the_first_that_fits_and_names_the_field_when_none_does():
+    from dataclasses import dataclass
+
+    @dataclass
+    class Mixed:
+        value: int | str
+        rows: dict[str, list[float]]
+        free: object = None
+
+    assert from_dict(Mixed, {"value": "7", "rows": {"a": [1, 2.5]}}) == Mixed(value="7", rows={"a": [1.0, 2.5]})
+    assert from_dict(Mixed, {"value": 7, "rows": {}}).value == 7
+    with pytest.raises(SchemaError, match=r"^value: expected int \| str, got 7\.5"):
+        from_dict(Mixed, {"value": 7.5, "rows": {}})
+    with pytest.raises(SchemaError, match=r"^rows\.a\[1\]: expected a number"):
+        from_dict(Mixed, {"value": 1, "rows": {"a": [1, "x"]}})
+    # a field of a type the schemas do not know is an error only for a value that reaches it
+    assert to_dict(Mixed(value=1, rows={}, free=None)) == {"value": 1, "rows": {}, "free": None}
+    with pytest.raises(TypeError, match="at free"):
+        from_dict(Mixed, {"value": 1, "rows": {}, "free": 3})
