@@ -3,7 +3,8 @@
 A decoder writes a clip's files into one folder (``<clip_id>/image.jpg``, ``clip.mp4``, ``frame_000.jpg``,
 ``audio.wav``, ...). A bundle holds those files' bytes by name and the clip record with the bare names in
 place of paths; ``unpack_clip`` writes them into a folder of the receiving process and points the record
-there. A path therefore never leaves the process that wrote it.
+there (a receiver that can read bytes, as visual facts do, reads them in memory instead). A path therefore never
+leaves the process that wrote it.
 """
 
 from __future__ import annotations
