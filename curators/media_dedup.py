@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Literal
 
-from curators.filters.near_duplicate import colour_distance, hamming, picture_signature
+from curators.filters.near_duplicate import picture_signature
 from schemas.media import Clip, MediaKind
 from schemas.validation import require
 
@@ -115,18 +115,33 @@ def signature_bands(sig: MediaSignature) -> list[str]:
     return bands
 
 
-def _match(kept: MediaSignature, later: MediaSignature, max_hamming: int) -> tuple[DuplicateReason, int] | None:
-    if kept.kind != later.kind:
+_Key = tuple[int, str, str, float, "int | None", "tuple[int, int, int] | None"]
+"""What a comparison reads of a signature, unpacked once per band rather than once per pair: partition, kind,
+media id, start, picture hash and mean colour as (R, G, B)."""
+
+
+def _key(sig: MediaSignature) -> _Key:
+    colour = sig.picture_colour
+    rgb = None if colour is None else ((colour >> 16) & 0xFF, (colour >> 8) & 0xFF, colour & 0xFF)
+    return sig.partition, sig.kind, sig.media_id, float(sig.start_s), sig.picture_hash, rgb
+
+
+def _match(kept: _Key, later: _Key, max_hamming: int) -> tuple[DuplicateReason, int] | None:
+    """Whether ``later`` copies ``kept`` (keys of two clips of one kind or not), and how far apart they are."""
+    if kept[1] != later[1]:
         return None
-    if kept.media_id == later.media_id and float(kept.start_s) == float(later.start_s):
+    if kept[2] == later[2] and kept[3] == later[3]:
         return "same_media", 0
-    if kept.picture_hash is not None and later.picture_hash is not None:
-        distance = hamming(kept.picture_hash, later.picture_hash)
-        colours_apart = (kept.picture_colour is not None and later.picture_colour is not None
-                         and colour_distance(kept.picture_colour, later.picture_colour) > MAX_COLOUR_DISTANCE)
-        if distance <= max_hamming and not colours_apart:
-            return "near_picture", distance
-    return None
+    if kept[4] is None or later[4] is None:
+        return None
+    distance = (kept[4] ^ later[4]).bit_count()  # hamming distance of the picture hashes
+    if distance > max_hamming:
+        return None
+    a, b = kept[5], later[5]
+    if a is not None and b is not None and max(abs(a[0] - b[0]), abs(a[1] - b[1]), abs(a[2] - b[2])) > \
+            MAX_COLOUR_DISTANCE:  # the colour_distance of the packed colours
+        return None
+    return "near_picture", distance
 
 
 def _distinct_clips(signatures: Iterable[MediaSignature]) -> list[MediaSignature]:
@@ -154,19 +169,23 @@ def duplicates_among(signatures: list[MediaSignature], max_hamming: int = MAX_HA
     require(0 <= max_hamming <= MAX_HAMMING, "max_hamming",
             f"must be 0..{MAX_HAMMING}: the bands find farther pairs only by chance")
     ordered = _distinct_clips(signatures)
+    keys = [_key(sig) for sig in ordered]
     found: list[Duplicate] = []
     for index, later in enumerate(ordered):
-        for kept in ordered[:index]:
-            if kept.partition == later.partition:
+        later_key = keys[index]
+        for position in range(index):
+            kept_key = keys[position]
+            if kept_key[0] == later_key[0]:  # the same partition
                 continue
-            match = _match(kept, later, max_hamming)
-            if match is not None:
-                reason, distance = match
-                found.append(Duplicate(clip_id=later.clip_id, partition=later.partition, source_uri=later.source_uri,
-                                       start_s=later.start_s, duplicate_of=kept.clip_id,
-                                       kept_partition=kept.partition, kept_source_uri=kept.source_uri,
-                                       kept_start_s=kept.start_s, distance=distance, reason=reason))
-                break
+            match = _match(kept_key, later_key, max_hamming)
+            if match is None:
+                continue
+            kept, (reason, distance) = ordered[position], match
+            found.append(Duplicate(clip_id=later.clip_id, partition=later.partition, source_uri=later.source_uri,
+                                   start_s=later.start_s, duplicate_of=kept.clip_id, kept_partition=kept.partition,
+                                   kept_source_uri=kept.source_uri, kept_start_s=kept.start_s, distance=distance,
+                                   reason=reason))
+            break
     return found
 
 

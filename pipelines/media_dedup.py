@@ -113,9 +113,17 @@ def find_bucket_duplicates(location: DatasetLocation, partitions: list[int], buc
     """Compare the members of every band of one bucket across all partitions; stage what it finds."""
     groups: dict[str, list[MediaSignature]] = defaultdict(list)
     for partition in partitions:
-        for row in _bucket_signatures(location, partition, bucket, buckets).to_pylist():
-            groups[row["band"]].append(MediaSignature(**{name: row[name] for name in _SIGNATURE_FIELDS}))
-    found = merge_duplicates(dup for band in sorted(groups) for dup in duplicates_among(groups[band], max_hamming))
+        table = _bucket_signatures(location, partition, bucket, buckets)
+        columns = [table[name].to_pylist() for name in _SIGNATURE_FIELDS]
+        clips: dict[tuple, MediaSignature] = {}  # a clip's row repeats for each of its bands in the bucket
+        for band, row in zip(table["band"].to_pylist(), zip(*columns)):
+            sig = clips.get(row)
+            if sig is None:
+                sig = clips[row] = MediaSignature(**dict(zip(_SIGNATURE_FIELDS, row)))
+            groups[band].append(sig)
+    # a band with one member holds no pair
+    found = merge_duplicates(dup for band in sorted(groups) if len(groups[band]) > 1
+                             for dup in duplicates_among(groups[band], max_hamming))
     table = pa.Table.from_pydict({name: [getattr(d, name) for d in found] for name in _DUPLICATE_FIELDS},
                                  schema=DUPLICATE_SCHEMA)
     with location.atomic_writer(DEDUP_DIR, DUPLICATES_DIR, duplicates_name(bucket)) as f:
