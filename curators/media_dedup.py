@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Literal
 
-from curators.filters.near_duplicate import picture_signature
+from curators.filters.near_duplicate import colour_distance, hamming, picture_signature
 from schemas.media import Clip, MediaKind
 from schemas.validation import require
 
@@ -115,15 +115,13 @@ def signature_bands(sig: MediaSignature) -> list[str]:
     return bands
 
 
-_Key = tuple[int, str, str, float, "int | None", "tuple[int, int, int] | None"]
+_Key = tuple[int, str, str, float, "int | None", "int | None"]
 """What a comparison reads of a signature, unpacked once per band rather than once per pair: partition, kind,
-media id, start, picture hash and mean colour as (R, G, B)."""
+media id, start, picture hash and packed mean colour."""
 
 
 def _key(sig: MediaSignature) -> _Key:
-    colour = sig.picture_colour
-    rgb = None if colour is None else ((colour >> 16) & 0xFF, (colour >> 8) & 0xFF, colour & 0xFF)
-    return sig.partition, sig.kind, sig.media_id, float(sig.start_s), sig.picture_hash, rgb
+    return sig.partition, sig.kind, sig.media_id, float(sig.start_s), sig.picture_hash, sig.picture_colour
 
 
 def _match(kept: _Key, later: _Key, max_hamming: int) -> tuple[DuplicateReason, int] | None:
@@ -134,12 +132,10 @@ def _match(kept: _Key, later: _Key, max_hamming: int) -> tuple[DuplicateReason, 
         return "same_media", 0
     if kept[4] is None or later[4] is None:
         return None
-    distance = (kept[4] ^ later[4]).bit_count()  # hamming distance of the picture hashes
+    distance = hamming(kept[4], later[4])
     if distance > max_hamming:
         return None
-    a, b = kept[5], later[5]
-    if a is not None and b is not None and max(abs(a[0] - b[0]), abs(a[1] - b[1]), abs(a[2] - b[2])) > \
-            MAX_COLOUR_DISTANCE:  # the colour_distance of the packed colours
+    if kept[5] is not None and later[5] is not None and colour_distance(kept[5], later[5]) > MAX_COLOUR_DISTANCE:
         return None
     return "near_picture", distance
 
