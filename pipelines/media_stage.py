@@ -21,22 +21,26 @@ from schemas.config import IMAGE_EXTENSIONS, CurateConfig, VisualConfig
 from schemas.media import AnnotatedClip, ClipCaption, MediaAsset, QuarantineRecord, SourceItem, Transcript, VisualFacts
 from schemas.usage import StageUsage, total_usage
 
-ASSETS_IN_FLIGHT_PER_CPU = 2
-"""Sources between probe and annotate at once, per cluster CPU (at least ``MIN_ASSETS_IN_FLIGHT``): the window
-bounds memory and scratch space whatever the corpus size, and keeps every CPU fed."""
-MIN_ASSETS_IN_FLIGHT = 16
-"""Two decode groups: while one group's stills are read, the next is decoded."""
-DECODE_GROUP_WEIGHT = 8
-"""What one decoder call probes and decodes: eight stills, or four sources that may carry sound (audio, video:
-each weighs two), or a mix (fewer only for a batch's last sources or a window narrower than a group). Probing in
-the decoder's call, not in a task of its own, fetches a remote source once and saves a Ray call per group: a probe
-is short (a header read, one ffprobe). Measured on 2 cores: eight stills a call (and a tesseract run) cost the flow
-0.68x the CPU of four on 2,000 images; eight videos a call cost it 1.28x of four on 200 videos, once, where the
-same kernels cost 1.13x (the box slower), so videos stay at four."""
-VISUAL_FRAMES_PER_TASK = 8
+SOUND_WEIGHT = 4
+"""What a source that may carry sound (audio, video) weighs in a decode group and in the window; a still weighs
+one."""
+WEIGHT_IN_FLIGHT_PER_CPU = 8
+"""Weight between probe and annotate at once, per cluster CPU (at least ``MIN_WEIGHT_IN_FLIGHT``): the window
+bounds memory and scratch space whatever the corpus size, and keeps every CPU fed (a batch bounds it too)."""
+MIN_WEIGHT_IN_FLIGHT = 64
+"""Four decode groups: while one group's stills are read, the next is decoded; sixteen videos."""
+DECODE_GROUP_WEIGHT = 16
+"""What one decoder call probes and decodes: sixteen stills, or four sources that may carry sound, or a mix
+(fewer only for a batch's last sources). Probing in the decoder's call, not in a task of its own, fetches a remote
+source once and saves a Ray call per group: a probe is short (a header read, one ffprobe). Measured on 2 cores:
+eight stills a call (and a tesseract run) cost the flow 0.68x the CPU of four on 2,000 images; eight videos a call
+cost it 1.28x of four on 200 videos, once, where the same kernels cost 1.13x (the box slower), so videos stay at
+four."""
+VISUAL_FRAMES_PER_TASK = 16
 """Frames one visual-facts task reads: the stills of a decode group share one task and one tesseract run (an
-image costs 0.25 Ray calls, and an eighth of tesseract's start: measured on synth stills, 51 ms of OCR a still in
-runs of 4, 43 in runs of 8, 37 in runs of 16); a video clip with more frames has one of its own."""
+image costs 0.125 Ray calls, and a sixteenth of tesseract's start: measured on synth stills, 51 ms of OCR a still
+in runs of 4, 43 in runs of 8, 37 in runs of 16), two video clips of eight frames share one; a clip with more
+frames has one of its own."""
 MAX_CONSECUTIVE_FAILURES = 200
 """This many quarantined sources in a row means the input or the set-up is wrong: stop."""
 
@@ -87,12 +91,17 @@ def may_carry_sound(item: SourceItem) -> bool:
     return item.uri.rsplit(".", 1)[-1].lower() not in IMAGE_EXTENSIONS
 
 
-def decode_group_end(items: list[SourceItem], first: int, room: int | None = None) -> int:
+def source_weight(item: SourceItem) -> int:
+    """A source's share of a decode group and of the window: one for a still, ``SOUND_WEIGHT`` for the rest."""
+    return SOUND_WEIGHT if may_carry_sound(item) else 1
+
+
+def decode_group_end(items: list[SourceItem], first: int) -> int:
     """Where the decode group that starts at ``items[first]`` ends: as many sources as ``DECODE_GROUP_WEIGHT``
-    holds (a still weighs one, a source that may carry sound two), at most ``room``, at least one."""
+    holds, at least one."""
     end, weight = first, 0
-    while end < len(items) and (room is None or end - first < room):
-        weight += 2 if may_carry_sound(items[end]) else 1
+    while end < len(items):
+        weight += source_weight(items[end])
         if end > first and weight > DECODE_GROUP_WEIGHT:
             break
         end += 1
@@ -127,7 +136,7 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
     task finished first.
     """
     resources = ray.cluster_resources()
-    in_flight = max(MIN_ASSETS_IN_FLIGHT, int(ASSETS_IN_FLIGHT_PER_CPU * resources.get("CPU", 2)))
+    window = max(MIN_WEIGHT_IN_FLIGHT, int(WEIGHT_IN_FLIGHT_PER_CPU * resources.get("CPU", 2)))
     started = time.monotonic()
     items = sorted(sources, key=lambda s: s.uri)
     counters: Counter = Counter(sources=len(items))
@@ -148,17 +157,20 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
     alone)."""
     states: dict[int, _AssetState] = {}
     next_item = 0
+    weight_in_flight = 0
     finished = 0
     consecutive_failures = 0
 
     def admit() -> None:
-        nonlocal next_item
-        # whole groups (a freed slot waits for a group's worth) unless the window is empty; each group goes to the
+        nonlocal next_item, weight_in_flight
+        # whole groups (freed weight waits for a group's worth) unless the window is empty; each group goes to the
         # least busy decoder, which probes it and decodes what it accepts
-        while next_item < len(items) and (in_flight - len(states) >= decode_group_end(items, next_item) - next_item
-                                          or not states):
-            first = next_item
-            next_item = decode_group_end(items, first, max(1, in_flight - len(states)))
+        while next_item < len(items):
+            first, end = next_item, decode_group_end(items, next_item)
+            weight = sum(map(source_weight, items[first:end]))
+            if states and weight > window - weight_in_flight:
+                return
+            next_item, weight_in_flight = end, weight_in_flight + weight
             for index in range(first, next_item):
                 states[index] = _AssetState(item=items[index])
             slot = decoder_busy.index(min(decoder_busy))
@@ -167,8 +179,9 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
             pending[call] = ("decode", tuple(range(first, next_item)), str(slot))
 
     def close(index: int, record: QuarantineRecord | None) -> None:
-        nonlocal finished, consecutive_failures
+        nonlocal finished, consecutive_failures, weight_in_flight
         state = states.pop(index)
+        weight_in_flight -= source_weight(state.item)
         finished += 1
         if record is not None:
             quarantine.append(record)

@@ -414,7 +414,7 @@ class CurateConfig:
     work_dir: str | None = None
     """Where the run ledger and staged media live (a directory, or an ``s3://``/``gs://`` prefix every node
     reaches); defaults to OUTPUT/.work, inside the bucket for a bucket output."""
-    batch_size: int = 16
+    batch_size: int = 32
     """Sources per media batch: the unit the run ledger commits, so the most work a kill can lose."""
     partitions: int = 0
     """Partitions the sources are hashed into: the unit of distributed work and of commit (dialogues draw

@@ -278,18 +278,17 @@ def test_visual_groups_put_stills_together_and_a_long_clip_alone():
     assert visual_groups([]) == []
 
 
-def test_a_decode_group_holds_eight_stills_or_four_sources_that_may_carry_sound():
+def test_a_decode_group_holds_sixteen_stills_or_four_sources_that_may_carry_sound():
     from pipelines.media_stage import decode_group_end
     from schemas.media import SourceItem
 
     items = [SourceItem(uri=f"/c/{name}") for name in
-             [*(f"s{i}.jpg" for i in range(10)), "v0.mp4", "v1.mp4", "a0.wav", "v2.mkv", "v3.mp4", "s10.png"]]
-    assert decode_group_end(items, 0) == 8  # eight stills
-    assert decode_group_end(items, 8) == 13  # two stills and three sounding sources weigh eight
-    assert decode_group_end(items, 13) == 16  # what is left
-    assert decode_group_end(items, 10) == 14  # four videos and audio files
-    assert decode_group_end(items, 0, room=3) == 3  # no wider than the window's room
-    assert decode_group_end(items, 16) == 16  # none left
+             [*(f"s{i}.jpg" for i in range(20)), "v0.mp4", "v1.mp4", "a0.wav", "v2.mkv", "v3.mp4", "s20.png"]]
+    assert decode_group_end(items, 0) == 16  # sixteen stills
+    assert decode_group_end(items, 16) == 23  # four stills and three sounding sources weigh sixteen
+    assert decode_group_end(items, 23) == 26  # what is left
+    assert decode_group_end(items, 20) == 24  # four videos and audio files
+    assert decode_group_end(items, 26) == 26  # none left
 
 
 def test_a_remote_source_is_fetched_once_for_its_probe_and_its_decode(tmp_path: Path, ray_local):
