@@ -35,7 +35,8 @@ DECODE_GROUP_WEIGHT = 16
 source once and saves a Ray call per group: a probe is short (a header read, one ffprobe). Measured on 2 cores:
 eight stills a call (and a tesseract run) cost the flow 0.68x the CPU of four on 2,000 images; eight videos a call
 cost it 1.28x of four on 200 videos, once, where the same kernels cost 1.13x (the box slower), so videos stay at
-four."""
+four; sixteen stills a call, three alternating pairs of flows on 2,000 images: 99-108 CPU-s against 110-119 for
+eight."""
 VISUAL_FRAMES_PER_TASK = 16
 """Frames one visual-facts task reads: the stills of a decode group share one task and one tesseract run (an
 image costs 0.125 Ray calls, and a sixteenth of tesseract's start: measured on synth stills, 51 ms of OCR a still
