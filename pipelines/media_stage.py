@@ -158,20 +158,19 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
     alone)."""
     states: dict[int, _AssetState] = {}
     next_item = 0
-    weight_in_flight = 0
     finished = 0
     consecutive_failures = 0
 
     def admit() -> None:
-        nonlocal next_item, weight_in_flight
+        nonlocal next_item
         # whole groups (freed weight waits for a group's worth) unless the window is empty; each group goes to the
         # least busy decoder, which probes it and decodes what it accepts
         while next_item < len(items):
             first, end = next_item, decode_group_end(items, next_item)
-            weight = sum(map(source_weight, items[first:end]))
-            if states and weight > window - weight_in_flight:
+            in_flight = sum(source_weight(state.item) for state in states.values())
+            if states and sum(map(source_weight, items[first:end])) > window - in_flight:
                 return
-            next_item, weight_in_flight = end, weight_in_flight + weight
+            next_item = end
             for index in range(first, next_item):
                 states[index] = _AssetState(item=items[index])
             slot = decoder_busy.index(min(decoder_busy))
@@ -180,9 +179,8 @@ def run_media_stage(cfg: CurateConfig, sources: list[SourceItem], actors: MediaA
             pending[call] = ("decode", tuple(range(first, next_item)), str(slot))
 
     def close(index: int, record: QuarantineRecord | None) -> None:
-        nonlocal finished, consecutive_failures, weight_in_flight
+        nonlocal finished, consecutive_failures
         state = states.pop(index)
-        weight_in_flight -= source_weight(state.item)
         finished += 1
         if record is not None:
             quarantine.append(record)
