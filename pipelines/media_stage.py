@@ -97,16 +97,22 @@ def source_weight(item: SourceItem) -> int:
     return SOUND_WEIGHT if may_carry_sound(item) else 1
 
 
-def decode_group_end(items: list[SourceItem], first: int) -> int:
-    """Where the decode group that starts at ``items[first]`` ends: as many sources as ``DECODE_GROUP_WEIGHT``
-    holds, at least one."""
+def weighted_end(items: list[SourceItem], first: int, capacity: int) -> int:
+    """Where a run of ``items`` from ``items[first]`` ends: as many sources as ``capacity`` holds (each weighs
+    ``source_weight``), at least one."""
     end, weight = first, 0
     while end < len(items):
         weight += source_weight(items[end])
-        if end > first and weight > DECODE_GROUP_WEIGHT:
+        if end > first and weight > capacity:
             break
         end += 1
     return end
+
+
+def decode_group_end(items: list[SourceItem], first: int) -> int:
+    """Where the decode group that starts at ``items[first]`` ends: as many sources as ``DECODE_GROUP_WEIGHT``
+    holds, at least one."""
+    return weighted_end(items, first, DECODE_GROUP_WEIGHT)
 
 
 @dataclass(slots=True)

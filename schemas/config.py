@@ -415,7 +415,8 @@ class CurateConfig:
     """Where the run ledger and staged media live (a directory, or an ``s3://``/``gs://`` prefix every node
     reaches); defaults to OUTPUT/.work, inside the bucket for a bucket output."""
     batch_size: int = 32
-    """Sources per media batch: the unit the run ledger commits, so the most work a kill can lose."""
+    """Sources per media batch that may carry sound (audio, video), or four stills in place of each: the unit the
+    run ledger commits, so the most work a kill can lose, and what a partition task holds decoded at once."""
     partitions: int = 0
     """Partitions the sources are hashed into: the unit of distributed work and of commit (dialogues draw
     media from their own partition). 0: one per ``partition_sources`` sources listed. Never derived from the

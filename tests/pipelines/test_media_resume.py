@@ -7,9 +7,10 @@ from curators.corpus_synth import synth_corpus
 from curators.media_dedup import clip_signature
 from pipelines import media_actors
 from pipelines.dataset.location import as_location
-from pipelines.media_resume import load_partition_media, partition_media, progress_steps, staged_signatures
+from pipelines.media_resume import load_partition_media, media_batches, partition_media, staged_signatures
 from pipelines.partitions import partition_sources, stage_partitions
 from schemas.config import CurateConfig
+from schemas.media import SourceItem
 
 
 def staged_partition(tmp_path: Path, seed: int, **counts):
@@ -31,7 +32,8 @@ def test_signatures_from_the_decoded_bytes_match_those_of_the_unstaged_clips(tmp
         media_actors.release_media_actors()
     unstaged = load_partition_media(cfg, 0, sources, work, tmp_path / "scratch").clips
     expected = [clip_signature(c.clip, 0) for c in unstaged]
-    assert len(work.listdir("media", "p00000")) == 3, "one staging file per batch"
+    batches = len(media_batches(sources, 2))
+    assert batches > 1 and len(work.listdir("media", "p00000")) == batches, "one staging file per batch"
     assert staged_signatures(cfg, 0, sources, work) == expected
     assert {s.kind for s in expected} == {"image", "video", "audio"}
     assert all((s.picture_hash is None) == (s.kind == "audio") for s in expected)
@@ -60,14 +62,26 @@ def test_clips_left_out_come_back_as_stored_and_only_the_others_are_unstaged(tmp
     assert media.left_out[0].clip.media_path == Path(every[1].clip.media_path).name, "a bare name, not a path"
 
 
+def test_a_batch_holds_batch_size_sources_that_may_carry_sound_or_four_stills_for_each():
+    items = [SourceItem(uri=f"/c/{name}") for name in
+             [*(f"s{i}.jpg" for i in range(5)), "v0.mp4", *(f"t{i}.png" for i in range(4)), "a0.wav", "a1.flac",
+              "v1.mkv"]]
+    batches = [[item.uri.rsplit("/", 1)[1] for item in batch] for batch in media_batches(items, 2)]
+    assert batches == [["s0.jpg", "s1.jpg", "s2.jpg", "s3.jpg", "s4.jpg"],  # a video more would weigh nine stills
+                       ["v0.mp4", "t0.png", "t1.png", "t2.png", "t3.png"], ["a0.wav", "a1.flac"], ["v1.mkv"]]
+    assert [len(b) for b in media_batches(items[:5], 1)] == [4, 1]
+    assert [len(b) for b in media_batches(items[5:6], 1)] == [1], "a source heavier than a batch goes alone"
+    assert media_batches([], 8) == []
+
+
 def test_progress_is_a_fixed_number_of_counts_so_a_task_run_again_neither_counts_twice_nor_yields_more(
         tmp_path: Path, ray_local):
-    cfg, work, sources = staged_partition(tmp_path, 4, videos=0, audio=0, images=3)
+    cfg, work, sources = staged_partition(tmp_path, 4, videos=0, audio=0, images=6)
     actors = media_actors.start_media_actors(cfg, ray_local.cluster_resources(), sound=False)
     try:
-        told = list(partition_media(cfg, 0, sources, actors, work, batch_size=2))
-        # the task run again (as Ray retries it): the ledger has every source, so it repeats 3 as often
-        again = partition_media(cfg, 0, sources, actors, work, batch_size=2)
+        told = list(partition_media(cfg, 0, sources, actors, work, batch_size=1))  # four stills a batch
+        # the task run again (as Ray retries it): the ledger has every source, so it repeats 6 as often
+        again = partition_media(cfg, 0, sources, actors, work, batch_size=1)
         told_again = []
         while True:
             try:
@@ -77,7 +91,7 @@ def test_progress_is_a_fixed_number_of_counts_so_a_task_run_again_neither_counts
                 break
     finally:
         media_actors.release_media_actors()
-    assert told == [2, 3]
-    assert told_again == [3, 3]
-    assert len(told) == progress_steps(3, 2)
-    assert (summary.sources, summary.failed, summary.clips) == (3, 0, 3)
+    assert told == [4, 6]
+    assert told_again == [6, 6]
+    assert len(told) == len(media_batches(sources, 1))
+    assert (summary.sources, summary.failed, summary.clips) == (6, 0, 6)
