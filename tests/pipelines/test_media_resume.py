@@ -70,7 +70,7 @@ def test_a_batch_holds_batch_size_sources_that_may_carry_sound_or_four_stills_fo
     assert batches == [["s0.jpg", "s1.jpg", "s2.jpg", "s3.jpg", "s4.jpg"],  # a video more would weigh nine stills
                        ["v0.mp4", "t0.png", "t1.png", "t2.png", "t3.png"], ["a0.wav", "a1.flac"], ["v1.mkv"]]
     assert [len(b) for b in media_batches(items[:5], 1)] == [4, 1]
-    assert [len(b) for b in media_batches(items[5:6], 1)] == [1], "a source heavier than a batch goes alone"
+    assert [len(b) for b in media_batches(items[5:6], 1)] == [1], "one video fills a batch of one"
     assert media_batches([], 8) == []
 
 
